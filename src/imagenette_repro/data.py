@@ -1,0 +1,244 @@
+"""The report's split, the decoded array store, and batches augmented as tensors."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from .classes import ENGLISH, WNIDS
+
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
+SUBSETS = ("train", "valid", "test")  # 70% / 30% of the train folder; the official val folder
+
+
+class DataError(ValueError):
+    """A dataset folder or image the pipeline cannot use; the message names it."""
+
+
+def _class_files(folder: Path) -> dict[str, list[str]]:
+    if not folder.is_dir():
+        raise DataError(f"{folder}: missing; expected a folder of class folders (<wnid>/)")
+    found = {p.name: p for p in folder.iterdir() if p.is_dir()}
+    unknown = sorted(set(found) - set(WNIDS))
+    if unknown:
+        raise DataError(
+            f"{folder}: unknown class folder(s) {', '.join(unknown)}; "
+            f"expected Imagenette's WNIDs {', '.join(WNIDS)}"
+        )
+    files = {}
+    for wnid in WNIDS:
+        if wnid not in found:
+            raise DataError(
+                f"{folder}: class folder {wnid} ({ENGLISH[WNIDS.index(wnid)]}) is missing"
+            )
+        names = sorted(
+            p.name
+            for p in found[wnid].iterdir()
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not names:
+            raise DataError(f"{found[wnid]}: class folder has no images")
+        files[wnid] = names
+    return files
+
+
+def split_dataset(root: Path, val_fraction: float, seed: int) -> pd.DataFrame:
+    """The report's protocol: the train folder split (1 - val_fraction) : val_fraction,
+    stratified by class and fixed by the seed; the official val folder is the test set.
+
+    One row per image: path (relative to root), wnid, label, class_name, subset
+    (train | valid | test) and imagenet_val (an ILSVRC2012 validation image, the only
+    kind a network pretrained on ImageNet has not seen).
+    """
+    rows = []
+    rng = random.Random(seed)
+    for folder, is_train in (("train", True), ("val", False)):
+        for label, (wnid, names) in enumerate(_class_files(root / folder).items()):
+            subsets = ["test"] * len(names)
+            if is_train:
+                order = list(range(len(names)))
+                rng.shuffle(order)
+                n_valid = round(len(names) * val_fraction)
+                subsets = ["train"] * len(names)
+                for i in order[:n_valid]:
+                    subsets[i] = "valid"
+            for name, subset in zip(names, subsets, strict=True):
+                rows.append(
+                    {
+                        "path": f"{folder}/{wnid}/{name}",
+                        "wnid": wnid,
+                        "label": label,
+                        "class_name": ENGLISH[label],
+                        "subset": subset,
+                        "imagenet_val": name.startswith("ILSVRC2012_val_"),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def decode_image(path: Path, size: int) -> np.ndarray:
+    """An image file -> (size, size, 3) uint8 RGB, the whole frame squashed to a square
+    (as MATLAB's augmentedImageDatastore resizes). Raises DataError naming the file."""
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (size, size))  # lets libjpeg decode at a reduced scale
+            image = image.convert("RGB")
+            if image.size != (size, size):
+                image = image.resize((size, size), Image.Resampling.BICUBIC)
+            array = np.asarray(image, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+        raise DataError(f"{path}: cannot decode image: {err}") from None
+    return array
+
+
+def write_array_store(
+    root: Path, index: pd.DataFrame, size: int, target: Path, skip_bad: bool
+) -> tuple[pd.DataFrame, list[str]]:
+    """Decode every image in `index` once into a (N, size, size, 3) uint8 .npy at `target`.
+
+    Written to a temporary file renamed into place. Bad images stop the run with the
+    list of them, or, with skip_bad, are left out; returns the kept rows and the bad paths.
+    """
+    good, bad, arrays = [], [], []
+    progress = Progress(len(index), "decode")
+    for i, path in enumerate(index["path"]):
+        try:
+            arrays.append(decode_image(root / path, size))
+            good.append(i)
+        except DataError as err:
+            bad.append(str(err))
+        progress.update(i + 1)
+    if bad and not skip_bad:
+        listed = "\n  ".join(bad[:20]) + ("\n  ..." if len(bad) > 20 else "")
+        raise DataError(
+            f"{len(bad)} image(s) cannot be decoded (set data.skip_bad_images: "
+            f"true to skip them):\n  {listed}"
+        )
+    kept = index.iloc[good].reset_index(drop=True)
+    if kept.empty:
+        raise DataError(f"{root}: no image could be decoded")
+    tmp = target.with_name(target.name + ".tmp.npy")
+    store = np.lib.format.open_memmap(
+        tmp, mode="w+", dtype=np.uint8, shape=(len(kept), size, size, 3)
+    )
+    for i, array in enumerate(arrays):
+        store[i] = array
+    store.flush()
+    del store
+    os.replace(tmp, target)
+    return kept, bad
+
+
+@dataclass
+class ImageSet:
+    """Images (N, S, S, 3) uint8 and labels (N,) int64, held in memory."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, mask: np.ndarray) -> ImageSet:
+        rows = torch.from_numpy(np.flatnonzero(mask))
+        return ImageSet(self.images[rows], self.labels[rows])
+
+
+def load_store(folder: Path) -> tuple[ImageSet, pd.DataFrame]:
+    """The prepared array store and its index (one row per stored image)."""
+    index = pd.read_csv(folder / "index.csv")
+    images = np.load(folder / "images.npy")
+    if len(images) != len(index):
+        raise DataError(
+            f"{folder}: images.npy has {len(images)} images but index.csv "
+            f"{len(index)} rows; re-run the prepare stage"
+        )
+    labels = torch.tensor(index["label"].to_numpy(), dtype=torch.int64)
+    return ImageSet(torch.from_numpy(images), labels), index
+
+
+def mean_image(images: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """The mean image (3, S, S) in [0, 1], MATLAB's "zerocenter" normalisation."""
+    total = torch.zeros(images.shape[1:], dtype=torch.float64)
+    for start in range(0, len(images), chunk):
+        total += images[start : start + chunk].to(torch.float64).sum(0)
+    return (total / len(images) / 255).permute(2, 0, 1).float()
+
+
+def batches(data: ImageSet, batch_size: int, generator: torch.Generator | None, drop_last: bool):
+    """(images uint8 NHWC, labels) batches, shuffled when a generator is given."""
+    n = len(data)
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        rows = order[start : start + batch_size]
+        yield data.images[rows], data.labels[rows]
+
+
+def to_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 NHWC -> float NCHW in [0, 1] on device, in channels_last memory layout
+    (a view of NHWC, so no copy is needed)."""
+    images = images.to(device, non_blocking=True)
+    return images.permute(0, 3, 1, 2).float().div_(255)
+
+
+def augment(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    scale: tuple[float, float],
+    translation: float,
+    reflection: bool,
+) -> torch.Tensor:
+    """MATLAB imageDataAugmenter on a whole batch as one affine warp: independent random
+    x/y scale in `scale`, x/y shift in [-translation, translation] pixels, optional
+    horizontal reflection; outside pixels are 0. The random draws use `generator` (CPU),
+    so a seed fixes them on any device."""
+    n, _, height, width = x.shape
+    draws = torch.rand(n, 5, generator=generator)
+    sx = scale[0] + (scale[1] - scale[0]) * draws[:, 0]
+    sy = scale[0] + (scale[1] - scale[0]) * draws[:, 1]
+    tx = (2 * draws[:, 2] - 1) * translation * 2 / width  # pixels -> [-1, 1] coordinates
+    ty = (2 * draws[:, 3] - 1) * translation * 2 / height
+    flip = torch.where(draws[:, 4] < 0.5, -1.0, 1.0) if reflection else torch.ones(n)
+    # affine_grid maps output to input coordinates: input = (output - t) / s
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = flip / sx
+    theta[:, 0, 2] = -tx / sx
+    theta[:, 1, 1] = 1 / sy
+    theta[:, 1, 2] = -ty / sy
+    theta = theta.to(x.device, x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+class Progress:
+    """One progress line at most every `every` seconds: count, rate, time left."""
+
+    def __init__(self, total: int, label: str, every: float = 5.0) -> None:
+        self.total, self.label, self.every = total, label, every
+        self.start = self.last = time.monotonic()
+
+    def update(self, done: int, extra: str = "") -> None:
+        now = time.monotonic()
+        if now - self.last < self.every and done < self.total:
+            return
+        self.last = now
+        elapsed = max(now - self.start, 1e-9)
+        rate = done / elapsed
+        left = (self.total - done) / rate if rate > 0 else math.inf
+        print(
+            f"{self.label}: {done}/{self.total} {rate:.1f}/s, {left:.0f} s left {extra}",
+            file=sys.stderr,
+            flush=True,
+        )

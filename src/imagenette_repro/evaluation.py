@@ -1,0 +1,51 @@
+"""Accuracy of a trained model on the report's validation split, the official val folder,
+and the latter's ImageNet-validation images (unseen by ImageNet pretraining)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .classes import ENGLISH
+from .data import ImageSet
+from .training import predict
+
+# name -> rows of the prepared index it covers
+EVALUATION_SETS = {
+    "valid": lambda index: index["subset"] == "valid",  # the report's protocol (30%)
+    "test": lambda index: index["subset"] == "test",  # the official val folder
+    "test_imagenet_val": lambda index: (index["subset"] == "test") & index["imagenet_val"],
+}
+
+
+def evaluate_model(
+    model: nn.Module, data: ImageSet, index: pd.DataFrame, device: torch.device
+) -> tuple[dict, dict, dict]:
+    """Per evaluation set: summary metrics, per-class accuracy, and (actual, predicted)
+    class-name pairs for a confusion matrix."""
+    model.to(device, memory_format=torch.channels_last)
+    summary, per_class, pairs = {}, {}, {}
+    for name, select in EVALUATION_SETS.items():
+        mask = select(index).to_numpy()
+        if not mask.any():
+            continue
+        subset = data.subset(mask)
+        logits, loss = predict(model, subset, device)
+        predicted = logits.argmax(1).numpy()
+        actual = subset.labels.numpy()
+        summary[name] = {
+            "accuracy": float((predicted == actual).mean()),
+            "loss": loss,
+            "images": int(len(actual)),
+        }
+        per_class[name] = {
+            ENGLISH[label]: float((predicted[actual == label] == label).mean())
+            for label in np.unique(actual)
+        }
+        pairs[name] = [
+            {"actual": ENGLISH[a], "predicted": ENGLISH[p]}
+            for a, p in zip(actual, predicted, strict=True)
+        ]
+    return summary, per_class, pairs

@@ -1,0 +1,243 @@
+"""Read params.yaml and check every key before any heavy work starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .architecture import ArchitectureError, parse_architecture
+from .classes import NUM_CLASSES
+
+OPTIMIZERS = ("sgdm", "adam")
+INITS = ("glorot", "torch_default", "normal_0.01")
+
+# Allowed keys per section, with the type each value must have. `None` in a tuple
+# means the key may be null.
+NUMBER = (int, float)
+SCHEMA: dict[str, Any] = {
+    "seed": int,
+    "network": str,
+    "optimizer": str,
+    "learn_rate": NUMBER,
+    "patience": int,
+    "drop_period": int,
+    "drop_rate_factor": NUMBER,
+    "image_augmentation": bool,
+    "data": {
+        "archive": str,
+        "md5": (str, type(None)),
+        "val_fraction": NUMBER,
+        "input_size": int,
+        "skip_bad_images": bool,
+    },
+    "train": {
+        "batch_size": int,
+        "max_epochs": int,
+        "momentum": NUMBER,
+        "adam_beta1": NUMBER,
+        "adam_beta2": NUMBER,
+        "adam_epsilon": NUMBER,
+        "l2_regularization": NUMBER,
+        "init": str,
+        "scale_min": NUMBER,
+        "scale_max": NUMBER,
+        "translation_px": NUMBER,
+        "reflection": bool,
+    },
+    "googlenet": {
+        "weights": str,
+        "freeze_through": (str, type(None)),
+        "optimizer": str,
+        "learn_rate": NUMBER,
+        "new_layer_lr_factor": NUMBER,
+        "batch_size": int,
+        "max_epochs": int,
+        "patience": (int, type(None)),
+        "drop_period": int,
+        "drop_rate_factor": NUMBER,
+        "momentum": NUMBER,
+        "l2_regularization": NUMBER,
+        "scale_min": NUMBER,
+        "scale_max": NUMBER,
+        "translation_px": NUMBER,
+        "reflection": bool,
+    },
+    "runtime": {"device": str, "num_threads": int},
+    "report_rows": dict,
+    "report_googlenet_accuracy": NUMBER,
+    "architectures": dict,
+}
+ROW_KEYS = {
+    "optimizer": str,
+    "learn_rate": NUMBER,
+    "patience": int,
+    "drop_period": int,
+    "drop_rate_factor": NUMBER,
+    "image_augmentation": bool,
+    "accuracy": NUMBER,
+    "architecture": str,
+}
+
+
+class ParamsError(ValueError):
+    """A value in params.yaml that the pipeline cannot use; the message names the key."""
+
+
+def _type_name(expected: Any) -> str:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    names = {int: "integer", float: "number", str: "string", bool: "true/false", dict: "mapping"}
+    return " or ".join("null" if t is type(None) else names.get(t, t.__name__) for t in types)
+
+
+def _check_types(values: dict, schema: dict, prefix: str = "") -> None:
+    for key in values:
+        if key not in schema:
+            allowed = ", ".join(sorted(schema))
+            raise ParamsError(f"params.yaml: unknown key '{prefix}{key}' (allowed: {allowed})")
+    for key, expected in schema.items():
+        name = f"{prefix}{key}"
+        if key not in values:
+            raise ParamsError(f"params.yaml: missing key '{name}'")
+        value = values[key]
+        if isinstance(expected, dict):
+            if not isinstance(value, dict):
+                raise ParamsError(f"params.yaml: '{name}' must be a mapping, got {value!r}")
+            _check_types(value, expected, f"{name}.")
+            continue
+        types = expected if isinstance(expected, tuple) else (expected,)
+        # bool is an int in Python; a `true` where a number belongs is a mistake.
+        if isinstance(value, bool) and bool not in types:
+            ok = False
+        else:
+            ok = isinstance(value, types)
+        if not ok:
+            raise ParamsError(
+                f"params.yaml: '{name}' must be {_type_name(expected)}, got {value!r}"
+            )
+
+
+def _positive(params: dict, *keys: str) -> None:
+    for key in keys:
+        value = _get(params, key)
+        if value is not None and value <= 0:
+            raise ParamsError(f"params.yaml: '{key}' must be > 0, got {value!r}")
+
+
+def _get(params: dict, dotted: str) -> Any:
+    value: Any = params
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def _choice(params: dict, key: str, allowed: tuple[str, ...]) -> None:
+    value = _get(params, key)
+    if value not in allowed:
+        raise ParamsError(f"params.yaml: '{key}' is {value!r}; allowed: {', '.join(allowed)}")
+
+
+def validate(params: dict) -> dict:
+    """Check types, ranges and choices of every key; return params unchanged."""
+    _check_types(params, SCHEMA)
+    _choice(params, "optimizer", OPTIMIZERS)
+    _choice(params, "googlenet.optimizer", OPTIMIZERS)
+    _choice(params, "train.init", INITS)
+    _positive(
+        params,
+        "learn_rate",
+        "patience",
+        "drop_period",
+        "drop_rate_factor",
+        "data.input_size",
+        "train.batch_size",
+        "train.max_epochs",
+        "train.adam_epsilon",
+        "train.scale_min",
+        "train.scale_max",
+        "googlenet.learn_rate",
+        "googlenet.new_layer_lr_factor",
+        "googlenet.batch_size",
+        "googlenet.max_epochs",
+        "googlenet.patience",
+        "googlenet.drop_period",
+        "googlenet.drop_rate_factor",
+        "googlenet.scale_min",
+        "googlenet.scale_max",
+    )
+    for key in (
+        "train.l2_regularization",
+        "googlenet.l2_regularization",
+        "runtime.num_threads",
+        "train.translation_px",
+        "googlenet.translation_px",
+    ):
+        if _get(params, key) < 0:
+            raise ParamsError(f"params.yaml: '{key}' must be >= 0, got {_get(params, key)!r}")
+    for key in ("train.momentum", "train.adam_beta1", "train.adam_beta2", "googlenet.momentum"):
+        if not 0 <= _get(params, key) < 1:
+            raise ParamsError(f"params.yaml: '{key}' must be in [0, 1), got {_get(params, key)!r}")
+    if not 0 < params["data"]["val_fraction"] < 1:
+        raise ParamsError(
+            f"params.yaml: 'data.val_fraction' must be in (0, 1), "
+            f"got {params['data']['val_fraction']!r}"
+        )
+    for section in ("train", "googlenet"):
+        if params[section]["scale_min"] > params[section]["scale_max"]:
+            raise ParamsError(
+                f"params.yaml: '{section}.scale_min' must be <= '{section}.scale_max'"
+            )
+    for name, row in params["report_rows"].items():
+        if not isinstance(row, dict):
+            raise ParamsError(f"params.yaml: 'report_rows.{name}' must be a mapping")
+        schema = {k: v for k, v in ROW_KEYS.items() if k != "architecture" or k in row}
+        _check_types(row, schema, f"report_rows.{name}.")
+    for name, layers in params["architectures"].items():
+        if not isinstance(layers, list) or not all(isinstance(s, str) for s in layers):
+            raise ParamsError(
+                f"params.yaml: 'architectures.{name}' must be a list of layer strings"
+            )
+    name = architecture_name(params)  # the network must resolve to a layer list
+    for arch, layers in params["architectures"].items():
+        # Every list must parse; the chosen one must also fit data.input_size.
+        size = params["data"]["input_size"] if arch == name else 1 << 16
+        try:
+            parse_architecture(layers, size, NUM_CLASSES, f"architectures.{arch}")
+        except ArchitectureError as err:
+            hint = " (see 'data.input_size')" if arch == name and "input size" in str(err) else ""
+            raise ParamsError(f"params.yaml: {err}{hint}") from None
+    return params
+
+
+def architecture_name(params: dict) -> str:
+    """The key in `architectures` of the layer list that `network` uses."""
+    network = params["network"]
+    if network in params["architectures"]:
+        return network
+    row = params["report_rows"].get(network)
+    if row is not None and row.get("architecture") in params["architectures"]:
+        return row["architecture"]
+    known = sorted(set(params["architectures"]) | set(params["report_rows"]))
+    raise ParamsError(
+        f"params.yaml: 'network' is {network!r}, which has no layer list; "
+        f"allowed: {', '.join(known)}"
+    )
+
+
+def layer_list(params: dict) -> list[str]:
+    return params["architectures"][architecture_name(params)]
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    """Load and validate params.yaml; a ParamsError names the bad key."""
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found (run from the repository root)") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(params, dict):
+        raise ParamsError(f"{path}: expected a mapping of keys, got {type(params).__name__}")
+    return validate(params)

@@ -1,0 +1,298 @@
+"""One training loop for both train stages: optimiser, schedule, early stopping,
+per-epoch checkpoints to resume from, and dvclive curves."""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .data import ImageSet, augment, batches, to_input
+from .params import ParamsError
+
+
+@dataclass
+class TrainConfig:
+    optimizer: str  # sgdm | adam
+    learn_rate: float
+    batch_size: int
+    max_epochs: int
+    patience: int | None  # epochs without a better validation accuracy; None: never stop
+    drop_period: int
+    drop_rate_factor: float
+    weight_decay: float
+    momentum: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.999)
+    epsilon: float = 1e-8
+    augmentation: bool = False
+    scale: tuple[float, float] = (0.9, 1.1)
+    translation: float = 30.0  # pixels at the input size
+    reflection: bool = False
+    seed: int = 0
+    new_layer_lr_factor: float = 1.0
+
+
+@dataclass
+class FitResult:
+    best_state: dict
+    best_epoch: int
+    best_accuracy: float
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict] = field(default_factory=list)
+
+
+def learn_rate_at(config: TrainConfig, epoch: int) -> float:
+    """MATLAB's piecewise schedule, epochs counted from 1."""
+    return config.learn_rate * config.drop_rate_factor ** ((epoch - 1) // config.drop_period)
+
+
+def parameter_groups(
+    model: nn.Module, config: TrainConfig, new_layer: list[nn.Parameter] | None = None
+) -> list[dict]:
+    """Optimiser groups: L2 on every weight but the biases of conv and FC layers (MATLAB's
+    BiasL2Factor 0), and `new_layer` parameters at new_layer_lr_factor x the rate."""
+    new_ids = {id(p) for p in new_layer or []}
+    biases = {
+        id(m.bias)
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None
+    }
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for param in model.parameters():
+        if param.requires_grad:
+            key = (id(param) in biases, id(param) in new_ids)
+            groups.setdefault(key, []).append(param)
+    return [
+        {
+            "params": params,
+            "weight_decay": 0.0 if is_bias else config.weight_decay,
+            "lr": config.learn_rate * (config.new_layer_lr_factor if is_new else 1.0),
+        }
+        for (is_bias, is_new), params in sorted(groups.items())
+    ]
+
+
+def make_optimizer(groups: list[dict], config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgdm":
+        return torch.optim.SGD(groups, lr=config.learn_rate, momentum=config.momentum)
+    return torch.optim.Adam(groups, lr=config.learn_rate, betas=config.betas, eps=config.epsilon)
+
+
+@torch.inference_mode()
+def predict(
+    model: nn.Module, data: ImageSet, device: torch.device, batch_size: int = 256
+) -> tuple[torch.Tensor, float]:
+    """Logits for every image (in order) and the mean cross-entropy loss."""
+    model.eval()
+    outputs, loss_sum = [], 0.0
+    for images, labels in batches(data, batch_size, None, drop_last=False):
+        logits = model(to_input(images, device)).float()
+        loss_sum += nn.functional.cross_entropy(logits, labels.to(device), reduction="sum").item()
+        outputs.append(logits.cpu())
+    return torch.cat(outputs), loss_sum / max(len(data), 1)
+
+
+def _train_mode(model: nn.Module) -> None:
+    model.train()
+    # Frozen layers keep their batch-norm statistics too.
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d) and not any(
+            p.requires_grad for p in module.parameters()
+        ):
+            module.eval()
+
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _log_epoch(live, record: dict) -> None:
+    if live is None:
+        return
+    for key, value in record.items():
+        if key != "epoch":
+            live.log_metric(key, value)
+    live.next_step()
+
+
+def fit(
+    model: nn.Module,
+    train: ImageSet,
+    valid: ImageSet,
+    config: TrainConfig,
+    device: torch.device,
+    live=None,
+    checkpoint: Path | None = None,
+    fingerprint: str = "",
+    new_layer: list[nn.Parameter] | None = None,
+    label: str = "train",
+) -> FitResult:
+    """Train, validating after every epoch; keep the weights of the best validation
+    accuracy; stop after `patience` epochs without improvement.
+
+    With `checkpoint`, the whole state (model, optimiser, schedule, early-stopping state,
+    RNG) is saved after each epoch, and a checkpoint with the same `fingerprint` (the
+    parameters and data it was made with) is resumed; the data order and augmentation of
+    epoch e come from generators seeded with (seed, e), so a resumed run repeats exactly.
+    """
+    model.to(device, memory_format=torch.channels_last)
+    optimizer = make_optimizer(parameter_groups(model, config, new_layer), config)
+    scheduler = torch.optim.lr_scheduler.StepLR(
+        optimizer, config.drop_period, config.drop_rate_factor
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    state = {
+        "epoch": 0,
+        "best_accuracy": -1.0,
+        "best_epoch": 0,
+        "since_best": 0,
+        "best_state": None,
+        "history": [],
+        "finished": False,
+    }
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if saved.get("fingerprint") == fingerprint:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            torch.set_rng_state(saved["torch_rng"])
+            state = saved["state"]
+            print(
+                f"{label}: resuming from {checkpoint} after epoch {state['epoch']}",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            print(
+                f"{label}: ignoring {checkpoint}: made with other parameters or data",
+                file=sys.stderr,
+                flush=True,
+            )
+    for record in state["history"]:  # dvclive starts afresh: replay finished epochs
+        _log_epoch(live, record)
+
+    steps_per_epoch = len(train) // config.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"{label}: batch size {config.batch_size} is larger than the "
+            f"{len(train)} training images"
+        )
+    start, first_epoch = time.monotonic(), state["epoch"] + 1
+    while not state["finished"] and state["epoch"] < config.max_epochs:
+        epoch = state["epoch"] + 1
+        order = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        warp = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 50_000)
+        _train_mode(model)
+        epoch_start, loss_sum, correct, seen = time.monotonic(), 0.0, 0, 0
+        for step, (images, labels) in enumerate(
+            batches(train, config.batch_size, order, drop_last=True), 1
+        ):
+            x = to_input(images, device)
+            if config.augmentation:
+                x = augment(x, warp, config.scale, config.translation, config.reflection)
+            labels = labels.to(device, non_blocking=True)
+            logits = model(x)
+            loss = loss_fn(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(labels)
+            correct += (logits.argmax(1) == labels).sum().item()
+            seen += len(labels)
+            if step % 20 == 0 or step == steps_per_epoch:
+                rate = seen / (time.monotonic() - epoch_start)
+                left = (steps_per_epoch - step) * config.batch_size / rate
+                print(
+                    f"{label} epoch {epoch}/{config.max_epochs} step {step}/{steps_per_epoch}"
+                    f" loss {loss_sum / seen:.4f} acc {correct / seen:.4f} {rate:.1f} img/s,"
+                    f" epoch ends in {left:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        train_seconds = time.monotonic() - epoch_start
+        # The base rate (the new layer's groups run at a multiple of it).
+        learn_rate = min(group["lr"] for group in optimizer.param_groups)
+        scheduler.step()
+        logits, valid_loss = predict(model, valid, device)
+        valid_accuracy = (logits.argmax(1) == valid.labels).float().mean().item()
+        record = {
+            "epoch": epoch,
+            "train/loss": loss_sum / seen,
+            "train/accuracy": correct / seen,
+            "valid/loss": valid_loss,
+            "valid/accuracy": valid_accuracy,
+            "learn_rate": learn_rate,
+            "train/images_per_s": seen / train_seconds,
+        }
+        state["history"].append(record)
+        _log_epoch(live, record)
+        state["epoch"] = epoch
+        if valid_accuracy > state["best_accuracy"]:
+            state.update(
+                best_accuracy=valid_accuracy,
+                best_epoch=epoch,
+                since_best=0,
+                best_state=copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()}),
+            )
+        else:
+            state["since_best"] += 1
+        stopped = config.patience is not None and state["since_best"] >= config.patience
+        state["finished"] = stopped or epoch >= config.max_epochs
+        state["stopped_early"] = stopped
+        seconds_per_epoch = (time.monotonic() - start) / (epoch - first_epoch + 1)
+        time_left = seconds_per_epoch * (config.max_epochs - epoch)
+        runs_left = "" if state["finished"] else f" | at most {time_left:.0f} s left"
+        print(
+            f"{label} epoch {epoch}: train loss {record['train/loss']:.4f} acc "
+            f"{record['train/accuracy']:.4f} | valid loss {valid_loss:.4f} acc "
+            f"{valid_accuracy:.4f} | lr {learn_rate:.3g} | {seen / train_seconds:.1f} img/s | "
+            f"best {state['best_accuracy']:.4f} (epoch {state['best_epoch']}){runs_left}",
+            file=sys.stderr,
+            flush=True,
+        )
+        if checkpoint is not None:
+            _save_atomic(
+                {
+                    "fingerprint": fingerprint,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "state": state,
+                    "config": asdict(config),
+                },
+                checkpoint,
+            )
+    if state["best_state"] is None:
+        raise ValueError(f"{label}: max_epochs must be at least 1")
+    return FitResult(
+        best_state=state["best_state"],
+        best_epoch=state["best_epoch"],
+        best_accuracy=state["best_accuracy"],
+        epochs_run=state["epoch"],
+        stopped_early=bool(state.get("stopped_early", False)),
+        history=state["history"],
+    )
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ParamsError(
+            f"params.yaml: 'runtime.device' is {name!r} but no CUDA device is "
+            "available; use auto or cpu"
+        )
+    return device

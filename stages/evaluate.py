@@ -1,0 +1,68 @@
+"""evaluate: both models on the report's validation split, the official val folder, and
+its ImageNet-validation images; metrics/*.json and confusion-matrix data for dvc plots."""
+
+from pathlib import Path
+
+import torch
+
+from imagenette_repro.data import load_store
+from imagenette_repro.evaluation import evaluate_model
+from imagenette_repro.models import load_model
+from imagenette_repro.params import load_params
+from imagenette_repro.stage import run, setup_torch, write_json
+
+STORE = Path("data/prepared")
+MODELS = {"custom": Path("data/models/custom.pt"), "googlenet": Path("data/models/googlenet.pt")}
+
+
+def main() -> None:
+    params = load_params()
+    device = setup_torch(params)
+    data, index = load_store(STORE)
+    results, per_class = {}, {}
+    for name, path in MODELS.items():
+        model, meta = load_model(path)
+        summary, classes, pairs = evaluate_model(model, data, index, device)
+        for set_name, rows in pairs.items():
+            write_json(f"metrics/confusion/{name}_{set_name}.json", rows)
+        info = {
+            "input_size": meta["input_size"],
+            "best_epoch": meta["best_epoch"],
+            "epochs_run": meta["epochs_run"],
+            **summary,
+        }
+        if name == "custom":
+            row = params["report_rows"].get(meta["network"])
+            info.update(
+                network=meta["network"],
+                architecture=meta["architecture"],
+                architecture_from_report=meta["architecture"] == meta["network"],
+            )
+            report_accuracy = row["accuracy"] if row else None
+        else:
+            # Only a fine-tuning from ImageNet weights is the report's protocol.
+            info.update(
+                weights=meta["weights"],
+                pretrained=meta["pretrained"],
+                report_protocol=meta["pretrained"],
+            )
+            report_accuracy = params["report_googlenet_accuracy"] if meta["pretrained"] else None
+        if report_accuracy is not None:
+            info["report_accuracy"] = report_accuracy
+            info["difference_from_report"] = summary["valid"]["accuracy"] - report_accuracy
+        results[name] = info
+        per_class[name] = classes
+        print(
+            f"{name}: "
+            + ", ".join(
+                f"{s} {m['accuracy']:.4f} ({m['images']} images)" for s, m in summary.items()
+            )
+            + (f"; report {report_accuracy:.4f}" if report_accuracy is not None else "")
+        )
+    write_json("metrics/evaluation.json", results)
+    write_json("metrics/per_class.json", per_class)
+
+
+if __name__ == "__main__":
+    torch.set_grad_enabled(False)
+    run(main)

@@ -1,0 +1,35 @@
+"""prepare: decode every image once (RGB, squashed to data.input_size) into an array store,
+so that no training epoch decodes a JPEG again."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from imagenette_repro.data import write_array_store
+from imagenette_repro.params import load_params
+from imagenette_repro.stage import run, write_json
+
+RAW = Path("data/raw/imagenette")
+OUT = Path("data/prepared")
+
+
+def main() -> None:
+    params = load_params()
+    size = params["data"]["input_size"]
+    index = pd.read_csv("data/split/index.csv")
+    OUT.mkdir(parents=True, exist_ok=True)
+    kept, bad = write_array_store(
+        RAW, index, size, OUT / "images.npy", params["data"]["skip_bad_images"]
+    )
+    tmp = OUT / "index.csv.tmp"
+    kept.to_csv(tmp, index=False)
+    tmp.replace(OUT / "index.csv")
+    write_json(
+        "metrics/prepare.json",
+        {"input_size": size, "images": len(kept), "skipped_bad_images": len(bad)},
+    )
+    print(f"prepare: {len(kept)} images at {size}x{size}, {len(bad)} skipped")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,105 @@
+"""train_custom: train the report's custom CNN (params: network, optimizer, learn_rate,
+patience, drop_period, drop_rate_factor, image_augmentation, train.*)."""
+
+from pathlib import Path
+
+from dvclive import Live
+
+from imagenette_repro.classes import ENGLISH, WNIDS
+from imagenette_repro.data import load_store, mean_image
+from imagenette_repro.models import build_custom_network, save_model
+from imagenette_repro.params import architecture_name, layer_list, load_params
+from imagenette_repro.stage import file_sha256, fingerprint, run, setup_torch
+from imagenette_repro.training import TrainConfig, fit
+
+STORE = Path("data/prepared")
+MODEL = Path("data/models/custom.pt")
+CHECKPOINT = Path("data/checkpoints/train_custom.pt")
+LIVE_DIR = "metrics/train_custom"
+
+
+def train_config(params: dict, input_size: int) -> TrainConfig:
+    train = params["train"]
+    return TrainConfig(
+        optimizer=params["optimizer"],
+        learn_rate=params["learn_rate"],
+        batch_size=train["batch_size"],
+        max_epochs=train["max_epochs"],
+        patience=params["patience"],
+        drop_period=params["drop_period"],
+        drop_rate_factor=params["drop_rate_factor"],
+        weight_decay=train["l2_regularization"],
+        momentum=train["momentum"],
+        betas=(train["adam_beta1"], train["adam_beta2"]),
+        epsilon=train["adam_epsilon"],
+        augmentation=params["image_augmentation"],
+        scale=(train["scale_min"], train["scale_max"]),
+        translation=train["translation_px"] * input_size / 224,
+        reflection=train["reflection"],
+        seed=params["seed"],
+    )
+
+
+def main() -> None:
+    params = load_params()
+    device = setup_torch(params)
+    data, index = load_store(STORE)
+    input_size = data.images.shape[1]
+    train = data.subset((index["subset"] == "train").to_numpy())
+    valid = data.subset((index["subset"] == "valid").to_numpy())
+    layers = layer_list(params)
+    model = build_custom_network(
+        layers, input_size, len(WNIDS), params["train"]["init"], params["network"]
+    )
+    model[0].mean.copy_(mean_image(train.images))  # MATLAB's "zerocenter"
+    config = train_config(params, input_size)
+    CHECKPOINT.parent.mkdir(parents=True, exist_ok=True)
+    with Live(LIVE_DIR, dvcyaml=False, save_dvc_exp=False) as live:
+        live.log_params(
+            {"network": params["network"], "input_size": input_size, "device": str(device)}
+        )
+        result = fit(
+            model,
+            train,
+            valid,
+            config,
+            device,
+            live,
+            CHECKPOINT,
+            fingerprint(
+                config,
+                layers,
+                input_size,
+                params["train"]["init"],
+                file_sha256(STORE / "index.csv"),
+            ),
+            label=params["network"],
+        )
+        live.log_metric("best/valid_accuracy", result.best_accuracy, plot=False)
+        live.log_metric("best/epoch", result.best_epoch, plot=False)
+        live.log_metric("epochs_run", result.epochs_run, plot=False)
+    model.load_state_dict(result.best_state)
+    MODEL.parent.mkdir(parents=True, exist_ok=True)
+    save_model(
+        MODEL,
+        model,
+        {
+            "kind": "custom",
+            "network": params["network"],
+            "architecture": architecture_name(params),
+            "layers": layers,
+            "input_size": input_size,
+            "classes": WNIDS,
+            "class_names": ENGLISH,
+            "normalization": "zerocenter: the training images' mean image, inside the model",
+            "input": "float RGB images in [0, 1], shape (N, 3, S, S)",
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "stopped_early": result.stopped_early,
+            "train_config": vars(config),
+        },
+    )
+
+
+if __name__ == "__main__":
+    run(main)

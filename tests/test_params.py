@@ -1,0 +1,52 @@
+import pytest
+
+from imagenette_repro.params import ParamsError, architecture_name, validate
+
+
+def test_repository_params_are_valid_and_default_to_the_best_row(params):
+    validate(params)
+    assert params["network"] == "network_84_8153"
+    row = params["report_rows"]["network_84_8153"]
+    for key in (
+        "optimizer",
+        "learn_rate",
+        "patience",
+        "drop_period",
+        "drop_rate_factor",
+        "image_augmentation",
+    ):
+        assert params[key] == row[key], key
+    assert len(params["report_rows"]) == 15
+
+
+def test_rows_without_a_layer_list_use_the_assumed_architecture(params):
+    for row in ("network_64_0764", "network_65_6561", "network_71_6943"):
+        params["network"] = row
+        assert architecture_name(params) == "network_75_4395"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda p: p.update(optimizer="rmsprop"), "'optimizer' is 'rmsprop'; allowed: sgdm, adam"),
+        (lambda p: p.update(network="network_99"), "'network' is 'network_99'"),
+        (lambda p: p.update(learn_rate=-0.1), "'learn_rate' must be > 0"),
+        (lambda p: p.update(patience="4"), "'patience' must be integer"),
+        (lambda p: p.update(learn_rate=True), "'learn_rate' must be"),
+        (lambda p: p["train"].update(batch_sise=3), "unknown key 'train.batch_sise'"),
+        (lambda p: p["data"].pop("input_size"), "missing key 'data.input_size'"),
+        (lambda p: p["data"].update(val_fraction=1.2), "'data.val_fraction' must be in"),
+        (lambda p: p["data"].update(input_size=16), "input size 16 is too small"),
+        (
+            lambda p: p["architectures"]["network_84_8153"].insert(1, "Conv, 3, 64"),
+            "architectures.network_84_8153: unknown layer 'Conv, 3, 64'",
+        ),
+        (lambda p: p["train"].update(init="he"), "'train.init' is 'he'"),
+        (lambda p: p["train"].update(momentum=1.5), "'train.momentum' must be in"),
+    ],
+)
+def test_bad_values_are_named(params, change, message):
+    change(params)
+    with pytest.raises(ParamsError) as err:
+        validate(params)
+    assert message in str(err.value)

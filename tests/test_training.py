@@ -1,0 +1,153 @@
+import pytest
+import torch
+from torch import nn
+
+from imagenette_repro.data import ImageSet
+from imagenette_repro.models import build_custom_network
+from imagenette_repro.training import TrainConfig, fit, make_optimizer, parameter_groups
+
+
+def tiny_set(n: int, seed: int, size: int = 8) -> ImageSet:
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8, generator=generator)
+    labels = torch.arange(n) % 10
+    return ImageSet(images, labels)
+
+
+def config(**changes) -> TrainConfig:
+    values = dict(
+        optimizer="sgdm",
+        learn_rate=0.1,
+        batch_size=10,
+        max_epochs=7,
+        patience=None,
+        drop_period=2,
+        drop_rate_factor=0.5,
+        weight_decay=0.0,
+    )
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def linear_model(size: int = 8) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * size * size, 10))
+
+
+def test_piecewise_schedule_matches_the_report_formula():
+    cfg = config(learn_rate=0.001, drop_period=3, drop_rate_factor=0.65, max_epochs=8)
+    result = fit(linear_model(), tiny_set(20, 0), tiny_set(10, 1), cfg, torch.device("cpu"))
+    used = [record["learn_rate"] for record in result.history]
+    expected = [0.001 * 0.65 ** ((epoch - 1) // 3) for epoch in range(1, 9)]
+    assert used == pytest.approx(expected, rel=1e-12)
+
+
+def test_patience_stops_after_that_many_epochs_without_improvement():
+    # A zero learning rate leaves the accuracy where it is: only epoch 1 counts as better.
+    cfg = config(learn_rate=0.0, patience=3, max_epochs=30)
+    result = fit(linear_model(), tiny_set(20, 0), tiny_set(10, 1), cfg, torch.device("cpu"))
+    assert result.epochs_run == 4
+    assert result.best_epoch == 1
+    assert result.stopped_early
+
+
+def test_best_weights_are_kept_not_the_last():
+    train, valid = tiny_set(40, 0), tiny_set(20, 1)
+    cfg = config(learn_rate=0.5, max_epochs=6, drop_period=10, drop_rate_factor=1.0)
+    model = linear_model()
+    result = fit(model, train, valid, cfg, torch.device("cpu"))
+    accuracies = [record["valid/accuracy"] for record in result.history]
+    assert result.best_accuracy == max(accuracies)
+    assert result.best_epoch == accuracies.index(max(accuracies)) + 1
+    model.load_state_dict(result.best_state)
+    model.eval()
+    with torch.no_grad():
+        predicted = model(valid.images.permute(0, 3, 1, 2).float() / 255).argmax(1)
+    assert (predicted == valid.labels).float().mean().item() == result.best_accuracy
+
+
+def test_no_weight_decay_on_conv_and_fc_biases(repo_params):
+    model = build_custom_network(repo_params["architectures"]["network_83_2611"], 32)
+    optimizer = make_optimizer(
+        parameter_groups(model, config(weight_decay=0.1)), config(weight_decay=0.1, learn_rate=1.0)
+    )
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)  # only the L2 term moves a parameter
+    optimizer.step()
+    modules = dict(model.named_modules())
+    for name, p in model.named_parameters():
+        owner = modules[name.rsplit(".", 1)[0]]
+        moved = not torch.equal(before[name], p)
+        is_layer_bias = name.endswith("bias") and isinstance(owner, (nn.Conv2d, nn.Linear))
+        if is_layer_bias:
+            assert not moved, name
+        elif p.abs().sum() > 0:
+            assert moved, name  # weights and batch-norm parameters decay (MATLAB default)
+
+
+def test_new_layer_learns_at_its_factor():
+    model = linear_model()
+    cfg = config(learn_rate=0.01, new_layer_lr_factor=10)
+    groups = parameter_groups(model, cfg, new_layer=list(model[1].parameters()))
+    assert sorted(group["lr"] for group in groups) == [0.1, 0.1]
+    groups = parameter_groups(model, cfg)
+    assert sorted(group["lr"] for group in groups) == [0.01, 0.01]
+
+
+def test_resume_from_a_checkpoint_gives_the_same_result(tmp_path):
+    train, valid = tiny_set(40, 0), tiny_set(20, 1)
+    cfg = config(max_epochs=4, augmentation=True, translation=2.0)
+    checkpoint = tmp_path / "ckpt.pt"
+    torch.manual_seed(0)
+    full = fit(linear_model(), train, valid, cfg, torch.device("cpu"))
+    torch.manual_seed(0)
+    fit(
+        linear_model(),
+        train,
+        valid,
+        config(max_epochs=2, augmentation=True, translation=2.0),
+        torch.device("cpu"),
+        checkpoint=checkpoint,
+        fingerprint="same",
+    )
+    # Same parameters otherwise: the 2-epoch checkpoint is resumed to 4 epochs.
+    saved = torch.load(checkpoint, weights_only=False)
+    saved["state"]["finished"] = False
+    torch.save(saved, checkpoint)
+    resumed = fit(
+        linear_model(),
+        train,
+        valid,
+        cfg,
+        torch.device("cpu"),
+        checkpoint=checkpoint,
+        fingerprint="same",
+    )
+    assert [r["valid/loss"] for r in resumed.history] == [r["valid/loss"] for r in full.history]
+    for key, value in full.best_state.items():
+        assert torch.equal(value, resumed.best_state[key]), key
+
+
+def test_checkpoint_from_other_parameters_is_not_resumed(tmp_path):
+    train, valid = tiny_set(40, 0), tiny_set(20, 1)
+    checkpoint = tmp_path / "ckpt.pt"
+    fit(
+        linear_model(),
+        train,
+        valid,
+        config(max_epochs=2),
+        torch.device("cpu"),
+        checkpoint=checkpoint,
+        fingerprint="a",
+    )
+    result = fit(
+        linear_model(),
+        train,
+        valid,
+        config(max_epochs=3),
+        torch.device("cpu"),
+        checkpoint=checkpoint,
+        fingerprint="b",
+    )
+    assert [r["epoch"] for r in result.history] == [1, 2, 3]
