@@ -1,0 +1,129 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from imagenette_repro.classes import WNIDS
+from imagenette_repro.data import (
+    DataError,
+    ImageSet,
+    augment,
+    batches,
+    decode_image,
+    mean_image,
+    split_dataset,
+    to_input,
+    write_array_store,
+)
+
+from .conftest import write_jpeg
+
+
+@pytest.fixture
+def uneven_dataset(tmp_path):
+    """Class k has 7 + 3k train images, so rounding differs from class to class."""
+    root = tmp_path / "data"
+    for k, wnid in enumerate(WNIDS):
+        for i in range(7 + 3 * k):
+            name = f"ILSVRC2012_val_{k:02d}{i:06d}.JPEG" if i == 0 else f"{wnid}_{i}.JPEG"
+            write_jpeg(root / "train" / wnid / name, seed=k * 100 + i, size=8)
+        write_jpeg(root / "val" / wnid / f"{wnid}_v.JPEG", seed=9999 + k, size=8)
+    return root
+
+
+def test_split_is_stratified_70_30_without_overlap(uneven_dataset):
+    index = split_dataset(uneven_dataset, 0.3, seed=1)
+    train_folder = index[index["path"].str.startswith("train/")]
+    assert set(train_folder["subset"]) == {"train", "valid"}
+    assert (index[index["path"].str.startswith("val/")]["subset"] == "test").all()
+    assert index["path"].is_unique
+    for label, group in train_folder.groupby("label"):
+        n_valid = (group["subset"] == "valid").sum()
+        assert abs(n_valid - 0.3 * len(group)) <= 1, label  # within one image per class
+        assert group["wnid"].iloc[0] == WNIDS[label]
+
+
+def test_split_is_fixed_by_the_seed(uneven_dataset):
+    first = split_dataset(uneven_dataset, 0.3, seed=1)
+    again = split_dataset(uneven_dataset, 0.3, seed=1)
+    other = split_dataset(uneven_dataset, 0.3, seed=2)
+    pd.testing.assert_frame_equal(first, again)
+    assert not first["subset"].equals(other["subset"])
+
+
+def test_split_marks_imagenet_validation_images(uneven_dataset):
+    index = split_dataset(uneven_dataset, 0.3, seed=1)
+    marked = index[index["imagenet_val"]]
+    assert len(marked) == 10
+    assert marked["path"].str.contains("/ILSVRC2012_val_").all()
+
+
+def test_missing_or_unknown_class_folders_are_named(uneven_dataset):
+    (uneven_dataset / "train" / "n99999999").mkdir()
+    with pytest.raises(DataError, match="unknown class folder.*n99999999"):
+        split_dataset(uneven_dataset, 0.3, seed=1)
+    (uneven_dataset / "train" / "n99999999").rmdir()
+    for file in (uneven_dataset / "val" / WNIDS[3]).iterdir():
+        file.unlink()
+    with pytest.raises(DataError, match=f"{WNIDS[3]}: class folder has no images"):
+        split_dataset(uneven_dataset, 0.3, seed=1)
+
+
+def test_grayscale_images_decode_to_rgb(tmp_path):
+    write_jpeg(tmp_path / "gray.JPEG", seed=0, size=20, mode="L")
+    array = decode_image(tmp_path / "gray.JPEG", 12)
+    assert array.shape == (12, 12, 3) and array.dtype == np.uint8
+    assert (array[..., 0] == array[..., 1]).all()
+
+
+def test_array_store_stops_on_bad_images_and_leaves_nothing(uneven_dataset, tmp_path):
+    index = split_dataset(uneven_dataset, 0.3, seed=1)
+    bad = uneven_dataset / index["path"][5]
+    bad.write_bytes(b"not a jpeg at all")
+    target = tmp_path / "images.npy"
+    with pytest.raises(DataError, match=f"(?s)1 image.*{bad.name}: not an image"):
+        write_array_store(uneven_dataset, index, 8, target, skip_bad=False)
+    assert not target.exists() and not list(tmp_path.glob("*.tmp*"))
+    kept, skipped = write_array_store(uneven_dataset, index, 8, target, skip_bad=True)
+    assert len(skipped) == 1 and len(kept) == len(index) - 1
+    store = np.load(target)
+    assert store.shape == (len(kept), 8, 8, 3)
+    assert (store[0] == decode_image(uneven_dataset / kept["path"][0], 8)).all()
+
+
+def test_batches_cover_every_image_once_in_a_seeded_order():
+    data = ImageSet(torch.arange(25, dtype=torch.uint8).view(25, 1, 1, 1).expand(25, 2, 2, 3),
+                    torch.arange(25))
+    seen = [labels for _, labels in batches(data, 10, torch.Generator().manual_seed(3), False)]
+    assert sorted(torch.cat(seen).tolist()) == list(range(25))
+    dropped = list(batches(data, 10, torch.Generator().manual_seed(3), drop_last=True))
+    assert len(dropped) == 2
+    again = [labels for _, labels in batches(data, 10, torch.Generator().manual_seed(3), False)]
+    assert all(torch.equal(a, b) for a, b in zip(seen, again, strict=True))
+
+
+def test_augment_without_change_is_identity_and_is_seeded():
+    images = torch.randint(0, 256, (4, 16, 16, 3), dtype=torch.uint8)
+    x = to_input(images, torch.device("cpu"))
+    same = augment(x, torch.Generator().manual_seed(0), (1.0, 1.0), 0.0, False)
+    assert torch.allclose(same, x, atol=1e-5)
+    a = augment(x, torch.Generator().manual_seed(1), (0.9, 1.1), 4.0, True)
+    b = augment(x, torch.Generator().manual_seed(1), (0.9, 1.1), 4.0, True)
+    assert torch.equal(a, b) and not torch.allclose(a, x)
+
+
+def test_translation_moves_content_and_fills_zeros():
+    x = torch.ones(64, 3, 16, 16)
+    shifted = augment(x, torch.Generator().manual_seed(0), (1.0, 1.0), 4.0, False)
+    # Each image lost a strip of up to 4 px on one side in x and in y.
+    zero_fraction = (shifted < 0.5).float().mean(dim=(1, 2, 3))
+    assert (zero_fraction <= (1 - (12 / 16) ** 2) + 0.02).all()
+    assert zero_fraction.mean() > 0.1
+
+
+def test_mean_image_is_per_pixel():
+    images = torch.zeros(2, 4, 4, 3, dtype=torch.uint8)
+    images[0, 0, 0, 0] = 255
+    mean = mean_image(images)
+    assert mean.shape == (3, 4, 4)
+    assert mean[0, 0, 0] == pytest.approx(0.5) and mean[1].sum() == 0
