@@ -92,8 +92,9 @@ def test_array_store_stops_on_bad_images_and_leaves_nothing(uneven_dataset, tmp_
 
 
 def test_batches_cover_every_image_once_in_a_seeded_order():
-    data = ImageSet(torch.arange(25, dtype=torch.uint8).view(25, 1, 1, 1).expand(25, 2, 2, 3),
-                    torch.arange(25))
+    data = ImageSet(
+        torch.arange(25, dtype=torch.uint8).view(25, 1, 1, 1).expand(25, 2, 2, 3), torch.arange(25)
+    )
     seen = [labels for _, labels in batches(data, 10, torch.Generator().manual_seed(3), False)]
     assert sorted(torch.cat(seen).tolist()) == list(range(25))
     dropped = list(batches(data, 10, torch.Generator().manual_seed(3), drop_last=True))

@@ -54,8 +54,11 @@ def test_imagenet_weights_come_through_torchs_cache(tmp_path, monkeypatch):
     torch.save(state, cache / "googlenet-1378be20.pth")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     model, info = build_googlenet("imagenet")
-    assert info == {"weights": "imagenet", "pretrained": True,
-                    "url": "https://download.pytorch.org/models/googlenet-1378be20.pth"}
+    assert info == {
+        "weights": "imagenet",
+        "pretrained": True,
+        "url": "https://download.pytorch.org/models/googlenet-1378be20.pth",
+    }
     assert torch.equal(model[1].conv1.conv.weight, state["conv1.conv.weight"])
 
 
@@ -89,8 +92,14 @@ def test_freezing_stops_at_the_named_layer():
 def test_saved_model_reloads_with_the_same_predictions(tmp_path):
     model, info = build_googlenet("none")
     model.eval()
-    meta = {"kind": "googlenet", "network": "googlenet", "input_size": 32,
-            "transform_input": False, "classes": list("abcdefghij"), **info}
+    meta = {
+        "kind": "googlenet",
+        "network": "googlenet",
+        "input_size": 32,
+        "transform_input": False,
+        "classes": list("abcdefghij"),
+        **info,
+    }
     save_model(tmp_path / "model.pt", model, meta)
     loaded, loaded_meta = load_model(tmp_path / "model.pt")
     x = torch.rand(3, 3, 32, 32)

@@ -24,8 +24,7 @@ STAGES = ("download", "split", "prepare", "train_custom", "finetune_googlenet", 
 
 
 def run(args: list[str], cwd: Path, env: dict) -> str:
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=900)
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{output}"
     return output
@@ -48,20 +47,30 @@ def http_server(tmp_path):
 @pytest.fixture
 def project(tmp_path):
     """A git repository holding this project's files as they are in the working tree."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
     copy = tmp_path / "project"
     for name in filter(None, files):
         source = ROOT / name
         if source.is_file():
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, copy / name)
-    env = {**os.environ,
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": str(copy / "src"),
-           "DVC_STUDIO_OFFLINE": "true", "DVC_NO_ANALYTICS": "1",
-           "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
-           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(copy / "src"),
+        "DVC_STUDIO_OFFLINE": "true",
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.invalid",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.invalid",
+    }
     run(["git", "init", "-q", "-b", "main"], copy, env)
     run(["git", "config", "user.name", "test"], copy, env)
     run(["git", "config", "user.email", "test@example.invalid"], copy, env)
@@ -90,8 +99,11 @@ def test_repro_then_adam_variant_reruns_only_training_and_evaluation(project, ht
 
     params_path = repo / "params.yaml"
     params = yaml.safe_load(params_path.read_text())
-    params["data"].update(archive=f"{url}/{sample.name}",
-                          md5=hashlib.md5(sample.read_bytes()).hexdigest(), input_size=32)
+    params["data"].update(
+        archive=f"{url}/{sample.name}",
+        md5=hashlib.md5(sample.read_bytes()).hexdigest(),
+        input_size=32,
+    )
     params["train"].update(batch_size=20, max_epochs=2)
     params["googlenet"].update(weights=str(weights), batch_size=20, max_epochs=1)
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
@@ -113,9 +125,14 @@ def test_repro_then_adam_variant_reruns_only_training_and_evaluation(project, ht
     run(["git", "commit", "-qm", "results"], repo, env)
 
     output = run(["dvc", "exp", "run", "-S", "optimizer=adam"], repo, env)
-    assert stage_runs(output) == {"download": False, "split": False, "prepare": False,
-                                  "train_custom": True, "finetune_googlenet": False,
-                                  "evaluate": True}
+    assert stage_runs(output) == {
+        "download": False,
+        "split": False,
+        "prepare": False,
+        "train_custom": True,
+        "finetune_googlenet": False,
+        "evaluate": True,
+    }
     assert yaml.safe_load(params_path.read_text())["optimizer"] == "adam"
     second = json.loads((repo / "metrics" / "evaluation.json").read_text())
     assert second["googlenet"] == first["googlenet"]

@@ -98,8 +98,9 @@ def decode_image(path: Path, size: int) -> np.ndarray:
                 image = image.resize((size, size), Image.Resampling.BICUBIC)
             array = np.asarray(image, dtype=np.uint8)
     except UnidentifiedImageError:
-        raise DataError(f"{path}: not an image PIL can read (corrupt, empty or unknown "
-                        "format)") from None
+        raise DataError(
+            f"{path}: not an image PIL can read (corrupt, empty or unknown format)"
+        ) from None
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise DataError(f"{path}: cannot decode image: {err}") from None
     return array
