@@ -1,0 +1,314 @@
+"""Compare finished DVC experiments with the report's table, and check its conclusions.
+
+    python -m imagenette_repro.report [--out metrics] [--input exp_show.json]
+
+Reads DVC's own records (`dvc exp show --json`), writes `report_comparison.csv`,
+`report_comparison.md`, `report_comparison.png` and `report_conclusions.md` to --out, and
+prints the table and the conclusions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .architecture import parse_layer
+from .params import load_params
+from .rows import ROW_COLUMNS
+
+FULL_TRAIN_FOLDER = 9469  # images in imagenette2's train folder
+REPORT_EPOCHS = 30
+
+
+def _get(tree: dict, dotted: str, default=None):
+    for part in dotted.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return default
+        tree = tree[part]
+    return tree
+
+
+def experiments_from_dvc(shown: list[dict]) -> list[dict]:
+    """One record per experiment with finished metrics: its name, params and metrics."""
+    records = []
+    for commit in shown:
+        for experiment in commit.get("experiments") or []:
+            for rev in experiment.get("revs") or []:
+                data = rev.get("data") or {}
+                params = _get(data, "params", {}).get("params.yaml", {}).get("data", {})
+                metrics = {
+                    name: value.get("data", {})
+                    for name, value in (data.get("metrics") or {}).items()
+                }
+                if "metrics/evaluation.json" in metrics and params:
+                    name = rev.get("name") or experiment.get("name") or rev.get("rev", "")[:7]
+                    records.append({"name": name, "params": params, "metrics": metrics})
+    return records
+
+
+def settings_label(params: dict, metrics: dict, report_size: int) -> str:
+    """'report settings', or what was scaled down."""
+    scaled = []
+    size = _get(params, "data.input_size")
+    if size != report_size:
+        scaled.append(f"{size} px")
+    epochs = _get(params, "train.max_epochs")
+    if epochs != REPORT_EPOCHS:
+        scaled.append(f"{epochs} epochs max")
+    split = metrics.get("metrics/split.json", {}).get("images", {})
+    if split.get("train", 0) + split.get("valid", 0) < FULL_TRAIN_FOLDER:
+        scaled.append(f"{split.get('train', 0) + split.get('valid', 0)} train-folder images")
+    return "report settings" if not scaled else "scaled: " + ", ".join(scaled)
+
+
+def comparison_table(records: list[dict], report: dict) -> pd.DataFrame:
+    """One line per experiment: the row's params, the report's and the reproduced accuracy."""
+    lines = []
+    for record in records:
+        params, metrics = record["params"], record["metrics"]
+        evaluation = metrics["metrics/evaluation.json"]
+        network = params.get("network")
+        row = report["report_rows"].get(network)
+        arch = network if network in report["architectures"] else (row or {}).get("architecture")
+        report_size = parse_layer(report["architectures"][arch][0]).size if arch else None
+        is_row = row is not None and all(params.get(k) == row[k] for k in ROW_COLUMNS)
+        lines.append(
+            {
+                "experiment": record["name"],
+                "network": network,
+                "is_report_row": is_row,
+                **{key: params.get(key) for key in ROW_COLUMNS},
+                "seed": params.get("seed"),
+                "input_size": _get(params, "data.input_size"),
+                "max_epochs": _get(params, "train.max_epochs"),
+                "dataset": Path(str(_get(params, "data.archive", ""))).name,
+                "settings": settings_label(params, metrics, report_size),
+                "report_accuracy": row["accuracy"] if row else None,
+                "valid_accuracy": _get(evaluation, "custom.valid.accuracy"),
+                "test_accuracy": _get(evaluation, "custom.test.accuracy"),
+                "test_imagenet_val_accuracy": _get(evaluation, "custom.test_imagenet_val.accuracy"),
+                "difference_from_report": _get(evaluation, "custom.difference_from_report"),
+                "epochs_run": _get(evaluation, "custom.epochs_run"),
+                "best_epoch": _get(evaluation, "custom.best_epoch"),
+                "train_accuracy": _get(
+                    metrics.get("metrics/train_custom/metrics.json", {}), "train.accuracy"
+                ),
+                "googlenet_pretrained": _get(evaluation, "googlenet.pretrained"),
+                "googlenet_valid_accuracy": _get(evaluation, "googlenet.valid.accuracy"),
+                "googlenet_test_imagenet_val_accuracy": _get(
+                    evaluation, "googlenet.test_imagenet_val.accuracy"
+                ),
+            }
+        )
+    table = pd.DataFrame(lines)
+    if table.empty:
+        return table
+    return table.sort_values(
+        ["settings", "report_accuracy", "network", "seed"], na_position="last"
+    ).reset_index(drop=True)
+
+
+def summary_by_row(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and spread over seeds, per (settings, network, row params)."""
+    keys = ["settings", "network", *ROW_COLUMNS, "is_report_row", "report_accuracy"]
+    grouped = table.groupby(keys, dropna=False)
+    summary = grouped.agg(
+        runs=("valid_accuracy", "size"),
+        valid_mean=("valid_accuracy", "mean"),
+        valid_std=("valid_accuracy", "std"),
+        test_mean=("test_accuracy", "mean"),
+        epochs_run=("epochs_run", "mean"),
+    ).reset_index()
+    summary["difference_from_report"] = summary["valid_mean"] - summary["report_accuracy"]
+    return summary.sort_values(["settings", "report_accuracy"], na_position="last")
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{100 * value:.2f}%"
+
+
+def conclusions(table: pd.DataFrame, report: dict) -> list[dict]:
+    """Evidence for each of the report's four conclusions, within one settings group."""
+    found = []
+    for settings, group in table.groupby("settings"):
+        layers = {name: tuple(report["architectures"][name]) for name in report["architectures"]}
+        group = group.assign(
+            layers=[
+                layers.get(n) or layers.get(report["report_rows"].get(n, {}).get("architecture"))
+                for n in group["network"]
+            ]
+        )
+        # 1. GoogLeNet (pretrained) vs the best custom network.
+        best = group.loc[group["valid_accuracy"].idxmax()]
+        pretrained = group[group["googlenet_pretrained"] == True]  # noqa: E712
+        if pretrained.empty:
+            verdict, text = "not checked", "GoogLeNet was not fine-tuned from ImageNet weights"
+        else:
+            google = pretrained["googlenet_valid_accuracy"].mean()
+            unseen = pretrained["googlenet_test_imagenet_val_accuracy"].mean()
+            margin = google - best["valid_accuracy"]
+            verdict = "supported" if margin > 0.05 else "not supported"
+            text = (
+                f"GoogLeNet {_pct(google)} vs best custom {best['network']} "
+                f"{_pct(best['valid_accuracy'])} (margin {100 * margin:.1f} points); on "
+                f"ImageNet-validation images only: GoogLeNet {_pct(unseen)}, custom "
+                f"{_pct(best['test_imagenet_val_accuracy'])}"
+            )
+        found.append(
+            {
+                "settings": settings,
+                "conclusion": "1. GoogLeNet does much better",
+                "verdict": verdict,
+                "evidence": text,
+            }
+        )
+        # 2-3. The same layers, differing in augmentation (same optimizer) or optimizer
+        # (same augmentation); the schedule columns may differ, as in the report.
+        for column, fixed, label, better in (
+            ("image_augmentation", "optimizer", "2. augmentation improves results", True),
+            ("optimizer", "image_augmentation", "3. ADAM ends up worse than SGDM", "sgdm"),
+        ):
+            pairs = []
+            for _, same in group.groupby(["layers", fixed]):
+                values = same.groupby(column)["valid_accuracy"].mean()
+                if len(values) == 2:
+                    pairs.append((same["network"].iloc[0], values))
+            if not pairs:
+                found.append(
+                    {
+                        "settings": settings,
+                        "conclusion": label,
+                        "verdict": "not checked",
+                        "evidence": f"no two experiments with the same layers differ in "
+                        f"{column} alone",
+                    }
+                )
+                continue
+            diffs = [values[better] - values.drop(better).iloc[0] for _, values in pairs]
+            text = "; ".join(
+                f"{net}: " + ", ".join(f"{k} {_pct(v)}" for k, v in values.items())
+                for net, values in pairs
+            )
+            verdict = "supported" if sum(diffs) / len(diffs) > 0 else "not supported"
+            if column == "optimizer":
+                epochs = group.groupby("optimizer")["best_epoch"].mean()
+                text += "; mean best epoch: " + ", ".join(f"{k} {v:.1f}" for k, v in epochs.items())
+            found.append(
+                {"settings": settings, "conclusion": label, "verdict": verdict, "evidence": text}
+            )
+        # 4. Dropout: the train-valid gap with and without dropout layers.
+        has_dropout = group["layers"].map(lambda ls: any(s.startswith("Dropout") for s in ls))
+        gap = group["train_accuracy"] - group["valid_accuracy"]
+        if has_dropout.all() or not has_dropout.any() or gap.isna().all():
+            verdict, text = "not checked", "all experiments have dropout, or none has"
+        else:
+            with_d, without = gap[has_dropout].mean(), gap[~has_dropout].mean()
+            verdict = "supported" if with_d < without else "not supported"
+            text = (
+                f"train-minus-validation accuracy gap: with dropout {100 * with_d:.1f} "
+                f"points, without {100 * without:.1f} points (different networks)"
+            )
+        found.append(
+            {
+                "settings": settings,
+                "conclusion": "4. dropout reduces overfitting",
+                "verdict": verdict,
+                "evidence": text,
+            }
+        )
+    return found
+
+
+def write_plot(summary: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = summary[summary["is_report_row"]]
+    fig, ax = plt.subplots(figsize=(10, 0.45 * max(len(rows), 4) + 1.5))
+    labels = [f"{n} ({s})" for n, s in zip(rows["network"], rows["settings"], strict=True)]
+    y = range(len(rows))
+    ax.barh([i + 0.2 for i in y], 100 * rows["report_accuracy"], height=0.4, label="report")
+    ax.barh(
+        [i - 0.2 for i in y],
+        100 * rows["valid_mean"],
+        height=0.4,
+        xerr=100 * rows["valid_std"].fillna(0),
+        label="reproduced (validation split)",
+    )
+    ax.set_yticks(list(y), labels, fontsize=7)
+    ax.set_xlabel("validation accuracy, %")
+    ax.set_xlim(0, 100)
+    ax.legend(loc="lower right")
+    ax.set_title("The report's rows: published vs reproduced")
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m imagenette_repro.report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--out", type=Path, default=Path("metrics"))
+    parser.add_argument("--input", type=Path, help="a saved `dvc exp show --json`")
+    args = parser.parse_args(argv)
+    report = load_params()
+    if args.input:
+        shown = json.loads(args.input.read_text())
+    else:
+        shown = json.loads(
+            subprocess.run(
+                ["dvc", "exp", "show", "--json"], capture_output=True, text=True, check=True
+            ).stdout
+        )
+    table = comparison_table(experiments_from_dvc(shown), report)
+    if table.empty:
+        print(
+            "error: no finished experiment with metrics/evaluation.json; run some first "
+            "(python -m imagenette_repro.rows queue --run)",
+            file=sys.stderr,
+        )
+        return 2
+    summary = summary_by_row(table)
+    found = conclusions(table, report)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "report_comparison.csv", index=False)
+    shown_columns = [
+        "settings",
+        "network",
+        "optimizer",
+        "image_augmentation",
+        "runs",
+        "report_accuracy",
+        "valid_mean",
+        "valid_std",
+        "test_mean",
+        "difference_from_report",
+        "epochs_run",
+    ]
+    markdown = summary[shown_columns].to_markdown(index=False, floatfmt=".4f")
+    (args.out / "report_comparison.md").write_text(markdown + "\n")
+    write_plot(summary, args.out / "report_comparison.png")
+    lines = [
+        f"- **{c['conclusion']}** ({c['settings']}): {c['verdict']}. {c['evidence']}" for c in found
+    ]
+    (args.out / "report_conclusions.md").write_text("\n".join(lines) + "\n")
+    print(markdown)
+    print()
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Queue the report's table rows as named DVC experiments and run them with DVC's queue.
+
+    python -m imagenette_repro.rows queue [ROW ...] [--seeds 1 2 3] [-S key=value ...]
+                                          [--run] [-j N] [--dry-run]
+
+Each row becomes `dvc exp run --queue -n <row> -S network=<row> -S optimizer=...` with the
+row's values from params.yaml (`report_rows`) and its input size from its layer list;
+`-S` overrides (input size, epochs, dataset, ...) are passed to every row. A row whose
+experiment already exists with the same parameters is not queued again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+import yaml
+
+from .architecture import parse_layer
+from .params import ParamsError, architecture_name, load_params
+
+ROW_COLUMNS = (
+    "optimizer",
+    "learn_rate",
+    "patience",
+    "drop_period",
+    "drop_rate_factor",
+    "image_augmentation",
+)
+
+
+def format_value(value: Any) -> str:
+    """A value as Hydra's override grammar (dvc exp run -S) reads it back."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def report_input_size(params: dict, row: str) -> int:
+    """The input size the report used for a row (its ImageInput layer)."""
+    p = dict(params, network=row)
+    return parse_layer(params["architectures"][architecture_name(p)][0]).size
+
+
+def experiment_name(row: str, seed: int | None = None) -> str:
+    return row if seed is None else f"{row}-seed{seed}"
+
+
+def row_overrides(
+    params: dict, row: str, extra: list[str] = (), seed: int | None = None
+) -> list[str]:
+    """The `-S` overrides that make params.yaml one row of the report's table."""
+    if row not in params["report_rows"]:
+        raise ParamsError(f"unknown row {row!r}; rows: {', '.join(params['report_rows'])}")
+    values = params["report_rows"][row]
+    overrides = [f"network={row}"]
+    overrides += [f"{key}={format_value(values[key])}" for key in ROW_COLUMNS]
+    extra_keys = {item.split("=", 1)[0] for item in extra}
+    if "data.input_size" not in extra_keys:
+        overrides.append(f"data.input_size={report_input_size(params, row)}")
+    if seed is not None and "seed" not in extra_keys:
+        overrides.append(f"seed={seed}")
+    return overrides + list(extra)
+
+
+def queue_command(params: dict, row: str, extra: list[str] = (), seed: int | None = None):
+    command = ["dvc", "exp", "run", "--queue", "-n", experiment_name(row, seed)]
+    for override in row_overrides(params, row, extra, seed):
+        command += ["-S", override]
+    return command
+
+
+def _lookup(params: dict, dotted: str) -> Any:
+    value: Any = params
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def matches(overrides: list[str], params: dict) -> bool:
+    """True when params already hold every `key=value` of overrides."""
+    for override in overrides:
+        key, value = override.split("=", 1)
+        if _lookup(params, key) != yaml.safe_load(value):
+            return False
+    return True
+
+
+def existing_experiments() -> list[tuple[str, dict]]:
+    """(name, params.yaml values) of every experiment DVC knows, queued ones included."""
+    shown = subprocess.run(
+        ["dvc", "exp", "show", "--json"], capture_output=True, text=True, check=True
+    ).stdout
+    found = []
+    for commit in json.loads(shown):
+        for experiment in commit.get("experiments") or []:
+            for rev in experiment.get("revs") or []:
+                data = rev.get("data") or {}
+                values = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
+                found.append((rev.get("name") or experiment.get("name") or "", values))
+    return found
+
+
+def wait_for_queue(poll_seconds: float = 5.0) -> str:
+    """Block until DVC's queue has nothing queued or running; print and return its status."""
+    last = None
+    while True:
+        status = subprocess.run(
+            ["dvc", "queue", "status"], capture_output=True, text=True, check=True
+        ).stdout
+        if status != last:
+            print(status, flush=True)
+            last = status
+        if not any(word in status for word in ("Queued", "Running")):
+            return status
+        time.sleep(poll_seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m imagenette_repro.rows",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    queue = commands.add_parser("queue", help="queue rows as DVC experiments")
+    queue.add_argument("rows", nargs="*", help="row names (default: all 15)")
+    queue.add_argument(
+        "-S",
+        "--set",
+        dest="extra",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an override for every row (repeatable)",
+    )
+    queue.add_argument("--seeds", type=int, nargs="+", help="run each row with these seeds")
+    queue.add_argument("--run", action="store_true", help="then run the queue and wait")
+    queue.add_argument("-j", "--jobs", type=int, default=1, help="parallel DVC workers")
+    queue.add_argument("--dry-run", action="store_true", help="print the commands only")
+    args = parser.parse_args(argv)
+
+    try:
+        params = load_params()
+        rows = args.rows or list(params["report_rows"])
+        seeds = args.seeds or [None]
+        planned = [
+            (row, seed, queue_command(params, row, args.extra, seed))
+            for row in rows
+            for seed in seeds
+        ]
+    except ParamsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    known = [] if args.dry_run else existing_experiments()
+    failed = []
+    for row, seed, command in planned:
+        overrides = row_overrides(params, row, args.extra, seed)
+        if any(matches(overrides, values) for _, values in known):
+            print(f"skip {experiment_name(row, seed)}: an experiment with these params exists")
+            continue
+        print(" ".join(command), flush=True)
+        if not args.dry_run and subprocess.run(command).returncode != 0:
+            failed.append(experiment_name(row, seed))
+    if failed:
+        print(
+            f"error: DVC did not queue {', '.join(failed)} (see above; an experiment of "
+            "that name with other params? remove it with dvc exp remove)",
+            file=sys.stderr,
+        )
+        return 1
+    if args.run and not args.dry_run:
+        subprocess.run(["dvc", "queue", "start", "-j", str(args.jobs)], check=True)
+        if "Failed" in wait_for_queue():
+            print(
+                "error: some experiments failed; `dvc queue logs <name>` shows why", file=sys.stderr
+            )
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+import pytest
+
+from imagenette_repro.params import ParamsError
+from imagenette_repro.rows import matches, queue_command, row_overrides
+
+
+def parse_command(command: list[str]) -> tuple[str, dict]:
+    assert command[:5] == ["dvc", "exp", "run", "--queue", "-n"]
+    name, rest = command[5], command[6:]
+    assert rest[::2] == ["-S"] * (len(rest) // 2)
+    values = dict(item.split("=", 1) for item in rest[1::2])
+    assert len(values) == len(rest) // 2, "a key is set twice"
+    return name, values
+
+
+def test_every_row_is_queued_with_its_values_from_params(params):
+    assert len(params["report_rows"]) == 15
+    for row, values in params["report_rows"].items():
+        name, overrides = parse_command(queue_command(params, row))
+        assert name == row
+        assert overrides["network"] == row
+        assert overrides["optimizer"] == values["optimizer"]
+        assert float(overrides["learn_rate"]) == values["learn_rate"]
+        assert int(overrides["patience"]) == values["patience"]
+        assert int(overrides["drop_period"]) == values["drop_period"]
+        assert float(overrides["drop_rate_factor"]) == values["drop_rate_factor"]
+        assert overrides["image_augmentation"] == str(values["image_augmentation"]).lower()
+        expected_size = (
+            256
+            if row
+            in (
+                "network_74_1656",
+                "network_75_4395",
+                "network_64_0764",
+                "network_65_6561",
+                "network_71_6943",
+            )
+            else 224
+        )
+        assert overrides["data.input_size"] == str(expected_size), row
+
+
+def test_extra_overrides_and_seeds_reach_every_row(params):
+    extra = ["data.input_size=32", "train.max_epochs=5"]
+    name, overrides = parse_command(queue_command(params, "network_75_4395", extra, seed=3))
+    assert name == "network_75_4395-seed3"
+    assert overrides["data.input_size"] == "32"
+    assert overrides["train.max_epochs"] == "5"
+    assert overrides["seed"] == "3"
+
+
+def test_unknown_row_is_named(params):
+    with pytest.raises(ParamsError, match="unknown row 'network_1'"):
+        row_overrides(params, "network_1")
+
+
+def test_an_experiment_with_the_same_params_is_recognised(params):
+    overrides = row_overrides(params, "network_82_828", ["data.input_size=32"])
+    ran = {
+        **params,
+        "network": "network_82_828",
+        "optimizer": "adam",
+        "learn_rate": 0.0001,
+        "patience": 3,
+        "drop_period": 3,
+        "drop_rate_factor": 0.65,
+        "image_augmentation": True,
+        "data": {**params["data"], "input_size": 32},
+    }
+    assert matches(overrides, ran)
+    assert not matches(overrides, {**ran, "optimizer": "sgdm"})
+    assert not matches(overrides, {**ran, "data": {**params["data"], "input_size": 64}})

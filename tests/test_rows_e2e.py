@@ -1,0 +1,64 @@
+"""Two of the report's rows queued with DVC's queue, run, and compared with the report."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pandas as pd
+import pytest
+
+from .conftest import run, use_tiny_settings
+
+ROWS = ["network_82_828", "network_84_8153"]  # ADAM and SGDM, the same layers
+
+
+def test_queue_two_rows_run_them_and_compare(project, sample_url):
+    repo, env = project
+    use_tiny_settings(repo, sample_url)
+    run(["git", "commit", "-qam", "tiny settings"], repo, env)
+    queue = [
+        sys.executable,
+        "-m",
+        "imagenette_repro.rows",
+        "queue",
+        *ROWS,
+        "-S",
+        "data.input_size=32",
+        "-S",
+        "train.max_epochs=1",
+        "--run",
+        "-j",
+        "1",
+    ]
+    output = run(queue, repo, env)
+    assert output.count("dvc exp run --queue") == 2
+
+    again = run(queue, repo, env)  # nothing new to queue
+    assert "dvc exp run --queue" not in again
+    assert all(f"skip {row}: an experiment with these params exists" in again for row in ROWS)
+
+    run([sys.executable, "-m", "imagenette_repro.report", "--out", "metrics"], repo, env)
+    table = pd.read_csv(repo / "metrics" / "report_comparison.csv")
+    assert sorted(table["experiment"]) == ROWS
+    assert table["is_report_row"].all()
+    assert set(table["settings"]) == {"scaled: 32 px, 1 epochs max, 200 train-folder images"}
+    assert (repo / "metrics" / "report_comparison.png").stat().st_size > 10_000
+    assert (
+        "3. ADAM ends up worse than SGDM"
+        in (repo / "metrics" / "report_conclusions.md").read_text()
+    )
+
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env, stdout_only=True))
+    recorded = {}
+    for commit in shown:
+        for experiment in commit.get("experiments") or []:
+            rev = experiment["revs"][0]
+            evaluation = rev["data"]["metrics"]["metrics/evaluation.json"]["data"]
+            recorded[rev["name"]] = evaluation["custom"]["valid"]["accuracy"]
+    for _, line in table.iterrows():
+        assert line["valid_accuracy"] == pytest.approx(recorded[line["experiment"]])
+        assert (
+            line["report_accuracy"]
+            == {"network_82_828": 0.8283, "network_84_8153": 0.8482}[line["experiment"]]
+        )
