@@ -11,8 +11,8 @@ dvc exp run "$@" \
   -S data.archive=sample/imagenette2-sample.tgz \
   -S "data.md5=$md5" \
   -S data.input_size=32 \
-  -S train.batch_size=20 \
-  -S train.max_epochs=4 \
+  -S train.batch_size=10 \
+  -S train.max_epochs=12 \
   -S googlenet.weights=none \
-  -S googlenet.batch_size=20 \
+  -S googlenet.batch_size=10 \
   -S googlenet.max_epochs=2
