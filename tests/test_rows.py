@@ -70,3 +70,12 @@ def test_an_experiment_with_the_same_params_is_recognised(params):
     assert matches(overrides, ran)
     assert not matches(overrides, {**ran, "optimizer": "sgdm"})
     assert not matches(overrides, {**ran, "data": {**params["data"], "input_size": 64}})
+
+
+def test_a_variant_replaces_the_row_value_and_gets_its_own_name(params):
+    command = queue_command(
+        params, "network_84_8153", ["image_augmentation=false"], suffix="no-aug"
+    )
+    name, overrides = parse_command(command)
+    assert name == "network_84_8153-no-aug"
+    assert overrides["image_augmentation"] == "false"

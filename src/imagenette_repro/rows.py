@@ -1,7 +1,7 @@
 """Queue the report's table rows as named DVC experiments and run them with DVC's queue.
 
     python -m imagenette_repro.rows queue [ROW ...] [--seeds 1 2 3] [-S key=value ...]
-                                          [--run] [-j N] [--dry-run]
+                                          [--name-suffix TEXT] [--run] [-j N] [--dry-run]
 
 Each row becomes `dvc exp run --queue -n <row> -S network=<row> -S optimizer=...` with the
 row's values from params.yaml (`report_rows`) and its input size from its layer list;
@@ -46,8 +46,9 @@ def report_input_size(params: dict, row: str) -> int:
     return parse_layer(params["architectures"][architecture_name(p)][0]).size
 
 
-def experiment_name(row: str, seed: int | None = None) -> str:
-    return row if seed is None else f"{row}-seed{seed}"
+def experiment_name(row: str, seed: int | None = None, suffix: str = "") -> str:
+    name = f"{row}-{suffix}" if suffix else row
+    return name if seed is None else f"{name}-seed{seed}"
 
 
 def row_overrides(
@@ -57,9 +58,12 @@ def row_overrides(
     if row not in params["report_rows"]:
         raise ParamsError(f"unknown row {row!r}; rows: {', '.join(params['report_rows'])}")
     values = params["report_rows"][row]
-    overrides = [f"network={row}"]
-    overrides += [f"{key}={format_value(values[key])}" for key in ROW_COLUMNS]
     extra_keys = {item.split("=", 1)[0] for item in extra}
+    # An override of a row column (a variant of the row) replaces the row's value.
+    overrides = [f"network={row}"]
+    overrides += [
+        f"{key}={format_value(values[key])}" for key in ROW_COLUMNS if key not in extra_keys
+    ]
     if "data.input_size" not in extra_keys:
         overrides.append(f"data.input_size={report_input_size(params, row)}")
     if seed is not None and "seed" not in extra_keys:
@@ -67,8 +71,10 @@ def row_overrides(
     return overrides + list(extra)
 
 
-def queue_command(params: dict, row: str, extra: list[str] = (), seed: int | None = None):
-    command = ["dvc", "exp", "run", "--queue", "-n", experiment_name(row, seed)]
+def queue_command(
+    params: dict, row: str, extra: list[str] = (), seed: int | None = None, suffix: str = ""
+) -> list[str]:
+    command = ["dvc", "exp", "run", "--queue", "-n", experiment_name(row, seed, suffix)]
     for override in row_overrides(params, row, extra, seed):
         command += ["-S", override]
     return command
@@ -141,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         help="an override for every row (repeatable)",
     )
     queue.add_argument("--seeds", type=int, nargs="+", help="run each row with these seeds")
+    queue.add_argument(
+        "--name-suffix",
+        default="",
+        metavar="TEXT",
+        help="name experiments <row>-TEXT (for variants of a row)",
+    )
     queue.add_argument("--run", action="store_true", help="then run the queue and wait")
     queue.add_argument("-j", "--jobs", type=int, default=1, help="parallel DVC workers")
     queue.add_argument("--dry-run", action="store_true", help="print the commands only")
@@ -163,11 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     for row, seed, command in planned:
         overrides = row_overrides(params, row, args.extra, seed)
         if any(matches(overrides, values) for _, values in known):
-            print(f"skip {experiment_name(row, seed)}: an experiment with these params exists")
+            name = experiment_name(row, seed, args.name_suffix)
+            print(f"skip {name}: an experiment with these params exists")
             continue
         print(" ".join(command), flush=True)
         if not args.dry_run and subprocess.run(command).returncode != 0:
-            failed.append(experiment_name(row, seed))
+            failed.append(experiment_name(row, seed, args.name_suffix))
     if failed:
         print(
             f"error: DVC did not queue {', '.join(failed)} (see above; an experiment of "
