@@ -9,22 +9,22 @@ from imagenette_repro.data import load_store
 from imagenette_repro.evaluation import evaluate_model
 from imagenette_repro.models import load_model
 from imagenette_repro.params import load_params
-from imagenette_repro.stage import run, setup_torch, write_json
+from imagenette_repro.rows import ROW_COLUMNS
+from imagenette_repro.stage import SPLIT_INDEX, STORE, run, setup_torch, write_json
 
-STORE = Path("data/prepared")
 MODELS = {"custom": Path("data/models/custom.pt"), "googlenet": Path("data/models/googlenet.pt")}
 
 
 def main() -> None:
     params = load_params()
     device = setup_torch(params)
-    data, index = load_store(STORE)
+    data, index = load_store(STORE, SPLIT_INDEX)
     results, per_class = {}, {}
     for name, path in MODELS.items():
         model, meta = load_model(path)
         summary, classes, pairs = evaluate_model(model, data, index, device)
-        for set_name, rows in pairs.items():
-            write_json(f"metrics/confusion/{name}_{set_name}.json", rows)
+        for set_name in ("valid", "test"):
+            write_json(f"metrics/confusion/{name}_{set_name}.json", pairs[set_name])
         info = {
             "input_size": meta["input_size"],
             "best_epoch": meta["best_epoch"],
@@ -32,13 +32,19 @@ def main() -> None:
             **summary,
         }
         if name == "custom":
+            # A run is compared with the report only when it is one of the report's rows:
+            # the same network and the same values in every column of the table.
             row = params["report_rows"].get(meta["network"])
+            is_row = row is not None and all(
+                meta["row_params"][key] == row[key] for key in ROW_COLUMNS
+            )
             info.update(
                 network=meta["network"],
                 architecture=meta["architecture"],
                 architecture_from_report=meta["architecture"] == meta["network"],
+                is_report_row=is_row,
             )
-            report_accuracy = row["accuracy"] if row else None
+            report_accuracy = row["accuracy"] if is_row else None
         else:
             # Only a fine-tuning from ImageNet weights is the report's protocol.
             info.update(

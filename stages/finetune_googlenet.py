@@ -6,7 +6,6 @@ from pathlib import Path
 from dvclive import Live
 
 from imagenette_repro.classes import ENGLISH, WNIDS
-from imagenette_repro.data import load_store
 from imagenette_repro.models import (
     build_googlenet,
     freeze_googlenet,
@@ -14,10 +13,15 @@ from imagenette_repro.models import (
     save_model,
 )
 from imagenette_repro.params import load_params
-from imagenette_repro.stage import file_sha256, fingerprint, run, setup_torch
+from imagenette_repro.stage import (
+    code_fingerprint,
+    fingerprint,
+    load_training_data,
+    run,
+    setup_torch,
+)
 from imagenette_repro.training import TrainConfig, fit
 
-STORE = Path("data/prepared")
 MODEL = Path("data/models/googlenet.pt")
 CHECKPOINT = Path("data/checkpoints/finetune_googlenet.pt")
 LIVE_DIR = "metrics/finetune_googlenet"
@@ -29,10 +33,10 @@ def main() -> None:
     device = setup_torch(params)
     model, weights_info = build_googlenet(settings["weights"], len(WNIDS))
     frozen = freeze_googlenet(model, settings["freeze_through"])
-    data, index = load_store(STORE)
-    input_size = data.images.shape[1]
-    train = data.subset((index["subset"] == "train").to_numpy())
-    valid = data.subset((index["subset"] == "valid").to_numpy())
+    _, _, train, valid, data_hash = load_training_data(
+        "googlenet.batch_size", settings["batch_size"]
+    )
+    input_size = train.images.shape[1]
     config = TrainConfig(
         optimizer=settings["optimizer"],
         learn_rate=settings["learn_rate"],
@@ -45,7 +49,7 @@ def main() -> None:
         momentum=settings["momentum"],
         augmentation=True,
         scale=(settings["scale_min"], settings["scale_max"]),
-        translation=settings["translation_px"] * input_size / 224,
+        translation=settings["translation_px"] * input_size / 224,  # GoogLeNet's own size
         reflection=settings["reflection"],
         seed=params["seed"],
         new_layer_lr_factor=settings["new_layer_lr_factor"],
@@ -68,7 +72,7 @@ def main() -> None:
             device,
             live,
             CHECKPOINT,
-            fingerprint(config, weights_info, frozen, file_sha256(STORE / "index.csv")),
+            fingerprint(config, weights_info, frozen, data_hash, code_fingerprint()),
             new_layer=new_layer_parameters(model),
             label="googlenet",
         )

@@ -1,11 +1,10 @@
 """prepare: decode every image once (RGB, squashed to data.input_size) into an array store,
-so that no training epoch decodes a JPEG again."""
+so that no training epoch decodes a JPEG again. Independent of the split, so a new seed
+does not decode again."""
 
 from pathlib import Path
 
-import pandas as pd
-
-from imagenette_repro.data import write_array_store
+from imagenette_repro.data import list_images, write_array_store
 from imagenette_repro.params import load_params
 from imagenette_repro.stage import run, write_json
 
@@ -16,10 +15,9 @@ OUT = Path("data/prepared")
 def main() -> None:
     params = load_params()
     size = params["data"]["input_size"]
-    index = pd.read_csv("data/split/index.csv")
     OUT.mkdir(parents=True, exist_ok=True)
     kept, bad = write_array_store(
-        RAW, index, size, OUT / "images.npy", params["data"]["skip_bad_images"]
+        RAW, list_images(RAW), size, OUT / "images.npy", params["data"]["skip_bad_images"]
     )
     tmp = OUT / "index.csv.tmp"
     kept.to_csv(tmp, index=False)

@@ -5,20 +5,26 @@ from pathlib import Path
 
 from dvclive import Live
 
+from imagenette_repro.architecture import parse_layer
 from imagenette_repro.classes import ENGLISH, WNIDS
-from imagenette_repro.data import load_store, mean_image
+from imagenette_repro.data import mean_image
 from imagenette_repro.models import build_custom_network, save_model
 from imagenette_repro.params import architecture_name, layer_list, load_params
-from imagenette_repro.stage import file_sha256, fingerprint, run, setup_torch
+from imagenette_repro.stage import (
+    code_fingerprint,
+    fingerprint,
+    load_training_data,
+    run,
+    setup_torch,
+)
 from imagenette_repro.training import TrainConfig, fit
 
-STORE = Path("data/prepared")
 MODEL = Path("data/models/custom.pt")
 CHECKPOINT = Path("data/checkpoints/train_custom.pt")
 LIVE_DIR = "metrics/train_custom"
 
 
-def train_config(params: dict, input_size: int) -> TrainConfig:
+def train_config(params: dict, input_size: int, report_input_size: int) -> TrainConfig:
     train = params["train"]
     return TrainConfig(
         optimizer=params["optimizer"],
@@ -34,7 +40,8 @@ def train_config(params: dict, input_size: int) -> TrainConfig:
         epsilon=train["adam_epsilon"],
         augmentation=params["image_augmentation"],
         scale=(train["scale_min"], train["scale_max"]),
-        translation=train["translation_px"] * input_size / 224,
+        # The shift is in pixels at the network's own input size; scale it with ours.
+        translation=train["translation_px"] * input_size / report_input_size,
         reflection=train["reflection"],
         seed=params["seed"],
     )
@@ -43,16 +50,16 @@ def train_config(params: dict, input_size: int) -> TrainConfig:
 def main() -> None:
     params = load_params()
     device = setup_torch(params)
-    data, index = load_store(STORE)
-    input_size = data.images.shape[1]
-    train = data.subset((index["subset"] == "train").to_numpy())
-    valid = data.subset((index["subset"] == "valid").to_numpy())
+    _, _, train, valid, data_hash = load_training_data(
+        "train.batch_size", params["train"]["batch_size"]
+    )
+    input_size = train.images.shape[1]
     layers = layer_list(params)
     model = build_custom_network(
         layers, input_size, len(WNIDS), params["train"]["init"], params["network"]
     )
     model[0].mean.copy_(mean_image(train.images))  # MATLAB's "zerocenter"
-    config = train_config(params, input_size)
+    config = train_config(params, input_size, parse_layer(layers[0]).size)
     CHECKPOINT.parent.mkdir(parents=True, exist_ok=True)
     with Live(LIVE_DIR, dvcyaml=False, save_dvc_exp=False) as live:
         live.log_params(
@@ -66,13 +73,7 @@ def main() -> None:
             device,
             live,
             CHECKPOINT,
-            fingerprint(
-                config,
-                layers,
-                input_size,
-                params["train"]["init"],
-                file_sha256(STORE / "index.csv"),
-            ),
+            fingerprint(config, layers, params["train"]["init"], data_hash, code_fingerprint()),
             label=params["network"],
         )
         live.log_metric("best/valid_accuracy", result.best_accuracy, plot=False)
@@ -96,6 +97,17 @@ def main() -> None:
             "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run,
             "stopped_early": result.stopped_early,
+            "row_params": {
+                key: params[key]
+                for key in (
+                    "optimizer",
+                    "learn_rate",
+                    "patience",
+                    "drop_period",
+                    "drop_rate_factor",
+                    "image_augmentation",
+                )
+            },
             "train_config": vars(config),
         },
     )

@@ -27,6 +27,7 @@ def experiment(
     }
     evaluation = {
         "custom": {
+            "train": {"accuracy": train},
             "valid": {"accuracy": valid},
             "test": {"accuracy": valid - 0.01},
             "test_imagenet_val": {"accuracy": valid - 0.02},
@@ -42,7 +43,6 @@ def experiment(
     metrics = {
         "metrics/evaluation.json": {"data": evaluation},
         "metrics/split.json": {"data": {"images": {"train": 6630, "valid": 2839}}},
-        "metrics/train_custom/metrics.json": {"data": {"train": {"accuracy": train}}},
     }
     return {
         "rev": name,

@@ -1,7 +1,7 @@
 import pytest
 
 from imagenette_repro.params import ParamsError
-from imagenette_repro.rows import matches, queue_command, row_overrides
+from imagenette_repro.rows import apply_overrides, queue_command, row_overrides
 
 
 def parse_command(command: list[str]) -> tuple[str, dict]:
@@ -54,22 +54,14 @@ def test_unknown_row_is_named(params):
         row_overrides(params, "network_1")
 
 
-def test_an_experiment_with_the_same_params_is_recognised(params):
-    overrides = row_overrides(params, "network_82_828", ["data.input_size=32"])
-    ran = {
-        **params,
-        "network": "network_82_828",
-        "optimizer": "adam",
-        "learn_rate": 0.0001,
-        "patience": 3,
-        "drop_period": 3,
-        "drop_rate_factor": 0.65,
-        "image_augmentation": True,
-        "data": {**params["data"], "input_size": 32},
-    }
-    assert matches(overrides, ran)
-    assert not matches(overrides, {**ran, "optimizer": "sgdm"})
-    assert not matches(overrides, {**ran, "data": {**params["data"], "input_size": 64}})
+def test_overrides_are_applied_as_dvc_would(params):
+    overrides = row_overrides(params, "network_82_828", ["data.input_size=32", "seed=7"])
+    applied = apply_overrides(params, overrides)
+    assert applied["optimizer"] == "adam" and applied["learn_rate"] == 0.0001
+    assert applied["data"]["input_size"] == 32 and applied["seed"] == 7
+    assert applied["image_augmentation"] is True
+    assert applied["train"] == params["train"]
+    assert params["optimizer"] == "sgdm"  # the original is left alone
 
 
 def test_a_variant_replaces_the_row_value_and_gets_its_own_name(params):

@@ -34,6 +34,14 @@ def linear_model(size: int = 8) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(3 * size * size, 10))
 
 
+def dropout_model(size: int = 8) -> nn.Module:
+    """Draws from torch's global RNG in every step: resuming must restore it."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(3 * size * size, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 10)
+    )
+
+
 def test_piecewise_schedule_matches_the_report_formula():
     cfg = config(learn_rate=0.001, drop_period=3, drop_rate_factor=0.65, max_epochs=8)
     result = fit(linear_model(), tiny_set(20, 0), tiny_set(10, 1), cfg, torch.device("cpu"))
@@ -99,11 +107,9 @@ def test_resume_from_a_checkpoint_gives_the_same_result(tmp_path):
     train, valid = tiny_set(40, 0), tiny_set(20, 1)
     cfg = config(max_epochs=4, augmentation=True, translation=2.0)
     checkpoint = tmp_path / "ckpt.pt"
-    torch.manual_seed(0)
-    full = fit(linear_model(), train, valid, cfg, torch.device("cpu"))
-    torch.manual_seed(0)
+    full = fit(dropout_model(), train, valid, cfg, torch.device("cpu"))
     fit(
-        linear_model(),
+        dropout_model(),
         train,
         valid,
         config(max_epochs=2, augmentation=True, translation=2.0),
@@ -116,7 +122,7 @@ def test_resume_from_a_checkpoint_gives_the_same_result(tmp_path):
     saved["state"]["finished"] = False
     torch.save(saved, checkpoint)
     resumed = fit(
-        linear_model(),
+        dropout_model(),
         train,
         valid,
         cfg,
@@ -151,3 +157,28 @@ def test_checkpoint_from_other_parameters_is_not_resumed(tmp_path):
         fingerprint="b",
     )
     assert [r["epoch"] for r in result.history] == [1, 2, 3]
+
+
+def test_a_finished_checkpoint_is_not_reused(tmp_path):
+    train, valid = tiny_set(40, 0), tiny_set(20, 1)
+    checkpoint = tmp_path / "ckpt.pt"
+    fit(
+        linear_model(),
+        train,
+        valid,
+        config(max_epochs=2),
+        torch.device("cpu"),
+        checkpoint=checkpoint,
+        fingerprint="a",
+    )
+    result = fit(
+        linear_model(),
+        train,
+        valid,
+        config(max_epochs=2),
+        torch.device("cpu"),
+        checkpoint=checkpoint,
+        fingerprint="a",
+    )
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    assert torch.load(checkpoint, weights_only=False)["state"]["epoch"] == 2

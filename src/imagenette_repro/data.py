@@ -53,38 +53,41 @@ def _class_files(folder: Path) -> dict[str, list[str]]:
     return files
 
 
+def list_images(root: Path) -> pd.DataFrame:
+    """Every image of an Imagenette-shaped folder, sorted: path (relative to root), folder
+    (train | val), wnid, label, class_name, and imagenet_val (an ILSVRC2012 validation
+    image, the only kind a network pretrained on ImageNet has not seen)."""
+    rows = []
+    for folder in ("train", "val"):
+        for label, (wnid, names) in enumerate(_class_files(root / folder).items()):
+            rows += [
+                {
+                    "path": f"{folder}/{wnid}/{name}",
+                    "folder": folder,
+                    "wnid": wnid,
+                    "label": label,
+                    "class_name": ENGLISH[label],
+                    "imagenet_val": name.startswith("ILSVRC2012_val_"),
+                }
+                for name in names
+            ]
+    return pd.DataFrame(rows)
+
+
 def split_dataset(root: Path, val_fraction: float, seed: int) -> pd.DataFrame:
     """The report's protocol: the train folder split (1 - val_fraction) : val_fraction,
     stratified by class and fixed by the seed; the official val folder is the test set.
-
-    One row per image: path (relative to root), wnid, label, class_name, subset
-    (train | valid | test) and imagenet_val (an ILSVRC2012 validation image, the only
-    kind a network pretrained on ImageNet has not seen).
-    """
-    rows = []
+    list_images' columns plus subset (train | valid | test)."""
+    index = list_images(root)
+    index["subset"] = "test"
     rng = random.Random(seed)
-    for folder, is_train in (("train", True), ("val", False)):
-        for label, (wnid, names) in enumerate(_class_files(root / folder).items()):
-            subsets = ["test"] * len(names)
-            if is_train:
-                order = list(range(len(names)))
-                rng.shuffle(order)
-                n_valid = round(len(names) * val_fraction)
-                subsets = ["train"] * len(names)
-                for i in order[:n_valid]:
-                    subsets[i] = "valid"
-            for name, subset in zip(names, subsets, strict=True):
-                rows.append(
-                    {
-                        "path": f"{folder}/{wnid}/{name}",
-                        "wnid": wnid,
-                        "label": label,
-                        "class_name": ENGLISH[label],
-                        "subset": subset,
-                        "imagenet_val": name.startswith("ILSVRC2012_val_"),
-                    }
-                )
-    return pd.DataFrame(rows)
+    for _, rows in index[index["folder"] == "train"].groupby("label"):
+        order = list(rows.index)
+        rng.shuffle(order)
+        n_valid = round(len(order) * val_fraction)
+        index.loc[order[:n_valid], "subset"] = "valid"
+        index.loc[order[n_valid:], "subset"] = "train"
+    return index
 
 
 def decode_image(path: Path, size: int) -> np.ndarray:
@@ -159,8 +162,9 @@ class ImageSet:
         return ImageSet(self.images[rows], self.labels[rows])
 
 
-def load_store(folder: Path) -> tuple[ImageSet, pd.DataFrame]:
-    """The prepared array store and its index (one row per stored image)."""
+def load_store(folder: Path, split_index: Path) -> tuple[ImageSet, pd.DataFrame]:
+    """The prepared array store, and its index (one row per stored image) with each
+    image's subset from the split."""
     index = pd.read_csv(folder / "index.csv")
     images = np.load(folder / "images.npy")
     if len(images) != len(index):
@@ -168,6 +172,11 @@ def load_store(folder: Path) -> tuple[ImageSet, pd.DataFrame]:
             f"{folder}: images.npy has {len(images)} images but index.csv "
             f"{len(index)} rows; re-run the prepare stage"
         )
+    subsets = pd.read_csv(split_index, usecols=["path", "subset"])
+    index = index.merge(subsets, on="path", how="left", validate="one_to_one")
+    if index["subset"].isna().any():
+        missing = index.loc[index["subset"].isna(), "path"].iloc[0]
+        raise DataError(f"{split_index}: no subset for {missing}; re-run the split stage")
     labels = torch.tensor(index["label"].to_numpy(), dtype=torch.int64)
     return ImageSet(torch.from_numpy(images), labels), index
 

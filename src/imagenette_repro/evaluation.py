@@ -14,6 +14,8 @@ from .training import predict
 
 # name -> rows of the prepared index it covers
 EVALUATION_SETS = {
+    # In eval mode (no dropout, no augmentation): with valid, the measure of overfitting.
+    "train": lambda index: index["subset"] == "train",
     "valid": lambda index: index["subset"] == "valid",  # the report's protocol (30%)
     "test": lambda index: index["subset"] == "test",  # the official val folder
     "test_imagenet_val": lambda index: (index["subset"] == "test") & index["imagenet_val"],

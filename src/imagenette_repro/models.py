@@ -14,6 +14,7 @@ from .architecture import Layer, parse_architecture
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 GOOGLENET_URL = "https://download.pytorch.org/models/googlenet-1378be20.pth"
+GOOGLENET_DROPOUT = 0.4  # the report's GoogLeNet table (torchvision's default is 0.2)
 
 
 class Normalize(nn.Module):
@@ -121,11 +122,17 @@ def build_googlenet(weights: str, num_classes: int = 10) -> tuple[nn.Module, dic
     from torchvision.models import GoogLeNet_Weights, googlenet
 
     if weights == "none":
-        net = googlenet(weights=None, aux_logits=False, init_weights=True, transform_input=False)
+        net = googlenet(
+            weights=None,
+            aux_logits=False,
+            init_weights=True,
+            transform_input=False,
+            dropout=GOOGLENET_DROPOUT,
+        )
         info = {"weights": "none", "pretrained": False}
     elif weights == "imagenet":
         try:
-            net = googlenet(weights=GoogLeNet_Weights.IMAGENET1K_V1)
+            net = googlenet(weights=GoogLeNet_Weights.IMAGENET1K_V1, dropout=GOOGLENET_DROPOUT)
         except (OSError, RuntimeError) as err:
             raise WeightsError(
                 f"could not get GoogLeNet's ImageNet weights from {GOOGLENET_URL}: {err}. "
@@ -146,7 +153,13 @@ def build_googlenet(weights: str, num_classes: int = 10) -> tuple[nn.Module, dic
         except Exception as err:  # torch raises many types for a bad file
             raise WeightsError(f"{path}: not a torch state dict: {err}") from None
         has_aux = any(key.startswith("aux1.") for key in state)
-        net = googlenet(weights=None, aux_logits=has_aux, init_weights=False, transform_input=True)
+        net = googlenet(
+            weights=None,
+            aux_logits=has_aux,
+            init_weights=False,
+            transform_input=True,
+            dropout=GOOGLENET_DROPOUT,
+        )
         try:
             net.load_state_dict(state)
         except RuntimeError as err:
@@ -213,6 +226,7 @@ def load_model(path: Path) -> tuple[nn.Module, dict]:
             aux_logits=False,
             init_weights=False,
             transform_input=meta["transform_input"],
+            dropout=GOOGLENET_DROPOUT,
         )
         net.fc = nn.Linear(net.fc.in_features, len(meta["classes"]))
         model = nn.Sequential(Normalize(torch.zeros(3, 1, 1), torch.ones(3, 1, 1)), net)

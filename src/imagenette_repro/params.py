@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,7 @@ SCHEMA: dict[str, Any] = {
     "runtime": {"device": str, "num_threads": int},
     "report_rows": dict,
     "report_googlenet_accuracy": NUMBER,
+    "assumed_architectures": dict,
     "architectures": dict,
 }
 ROW_KEYS = {
@@ -77,8 +79,46 @@ ROW_KEYS = {
     "drop_rate_factor": NUMBER,
     "image_augmentation": bool,
     "accuracy": NUMBER,
-    "architecture": str,
 }
+# torchvision's GoogLeNet children, in order (what googlenet.freeze_through may name).
+GOOGLENET_LAYERS = (
+    "conv1",
+    "maxpool1",
+    "conv2",
+    "conv3",
+    "maxpool2",
+    "inception3a",
+    "inception3b",
+    "maxpool3",
+    "inception4a",
+    "inception4b",
+    "inception4c",
+    "inception4d",
+    "inception4e",
+    "maxpool4",
+    "inception5a",
+    "inception5b",
+)
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 floats: PyYAML reads `1e-08` (no dot) as a string, DVC and OmegaConf
+    (which rewrite params.yaml on `dvc exp run -S`) as a number."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$|^[-+]?\.(?:inf|Inf|INF)$"
+        r"|^\.(?:nan|NaN|NAN)$"
+    ),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 class ParamsError(ValueError):
@@ -191,8 +231,24 @@ def validate(params: dict) -> dict:
     for name, row in params["report_rows"].items():
         if not isinstance(row, dict):
             raise ParamsError(f"params.yaml: 'report_rows.{name}' must be a mapping")
-        schema = {k: v for k, v in ROW_KEYS.items() if k != "architecture" or k in row}
-        _check_types(row, schema, f"report_rows.{name}.")
+        _check_types(row, ROW_KEYS, f"report_rows.{name}.")
+    for name, target in params["assumed_architectures"].items():
+        if target not in params["architectures"]:
+            raise ParamsError(
+                f"params.yaml: 'assumed_architectures.{name}' is {target!r}, "
+                "which is not a key of 'architectures'"
+            )
+    if not DEVICE_PATTERN.match(params["runtime"]["device"]):
+        raise ParamsError(
+            f"params.yaml: 'runtime.device' is {params['runtime']['device']!r}; "
+            "allowed: auto, cpu, cuda, cuda:N, mps"
+        )
+    freeze = params["googlenet"]["freeze_through"]
+    if freeze is not None and freeze not in GOOGLENET_LAYERS:
+        raise ParamsError(
+            f"params.yaml: 'googlenet.freeze_through' is {freeze!r}; allowed: "
+            f"null, {', '.join(GOOGLENET_LAYERS)}"
+        )
     for name, layers in params["architectures"].items():
         if not isinstance(layers, list) or not all(isinstance(s, str) for s in layers):
             raise ParamsError(
@@ -210,15 +266,15 @@ def validate(params: dict) -> dict:
     return params
 
 
-def architecture_name(params: dict) -> str:
-    """The key in `architectures` of the layer list that `network` uses."""
-    network = params["network"]
+def architecture_name(params: dict, network: str | None = None) -> str:
+    """The key in `architectures` of the layer list that `network` (default: the
+    `network` param) uses: its own, or the one assumed for it."""
+    network = network or params["network"]
     if network in params["architectures"]:
         return network
-    row = params["report_rows"].get(network)
-    if row is not None and row.get("architecture") in params["architectures"]:
-        return row["architecture"]
-    known = sorted(set(params["architectures"]) | set(params["report_rows"]))
+    if params["assumed_architectures"].get(network) in params["architectures"]:
+        return params["assumed_architectures"][network]
+    known = sorted(set(params["architectures"]) | set(params["assumed_architectures"]))
     raise ParamsError(
         f"params.yaml: 'network' is {network!r}, which has no layer list; "
         f"allowed: {', '.join(known)}"
@@ -233,7 +289,7 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     """Load and validate params.yaml; a ParamsError names the bad key."""
     path = Path(path)
     try:
-        params = yaml.safe_load(path.read_text())
+        params = read_yaml(path.read_text())
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found (run from the repository root)") from None
     except yaml.YAMLError as err:

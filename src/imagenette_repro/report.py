@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from .architecture import parse_layer
-from .params import load_params
+from .params import ParamsError, architecture_name, load_params
 from .rows import ROW_COLUMNS
 
 FULL_TRAIN_FOLDER = 9469  # images in imagenette2's train folder
@@ -74,8 +74,8 @@ def comparison_table(records: list[dict], report: dict) -> pd.DataFrame:
         evaluation = metrics["metrics/evaluation.json"]
         network = params.get("network")
         row = report["report_rows"].get(network)
-        arch = network if network in report["architectures"] else (row or {}).get("architecture")
-        report_size = parse_layer(report["architectures"][arch][0]).size if arch else None
+        arch = architecture_name(report, network)
+        report_size = parse_layer(report["architectures"][arch][0]).size
         is_row = row is not None and all(params.get(k) == row[k] for k in ROW_COLUMNS)
         lines.append(
             {
@@ -95,9 +95,7 @@ def comparison_table(records: list[dict], report: dict) -> pd.DataFrame:
                 "difference_from_report": _get(evaluation, "custom.difference_from_report"),
                 "epochs_run": _get(evaluation, "custom.epochs_run"),
                 "best_epoch": _get(evaluation, "custom.best_epoch"),
-                "train_accuracy": _get(
-                    metrics.get("metrics/train_custom/metrics.json", {}), "train.accuracy"
-                ),
+                "train_accuracy": _get(evaluation, "custom.train.accuracy"),  # in eval mode
                 "googlenet_pretrained": _get(evaluation, "googlenet.pretrained"),
                 "googlenet_valid_accuracy": _get(evaluation, "googlenet.valid.accuracy"),
                 "googlenet_test_imagenet_val_accuracy": _get(
@@ -136,10 +134,9 @@ def conclusions(table: pd.DataFrame, report: dict) -> list[dict]:
     """Evidence for each of the report's four conclusions, within one settings group."""
     found = []
     for settings, group in table.groupby("settings"):
-        layers = {name: tuple(report["architectures"][name]) for name in report["architectures"]}
         group = group.assign(
             layers=[
-                layers.get(n) or layers.get(report["report_rows"].get(n, {}).get("architecture"))
+                tuple(report["architectures"][architecture_name(report, n)])
                 for n in group["network"]
             ]
         )
@@ -263,7 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("metrics"))
     parser.add_argument("--input", type=Path, help="a saved `dvc exp show --json`")
     args = parser.parse_args(argv)
-    report = load_params()
+    try:
+        report = load_params()
+    except ParamsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.input:
         shown = json.loads(args.input.read_text())
     else:
@@ -311,4 +312,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except subprocess.CalledProcessError as err:
+        print(
+            f"error: {' '.join(err.cmd)} failed (exit {err.returncode}): "
+            f"{(err.stderr or '').strip()}",
+            file=sys.stderr,
+        )
+        sys.exit(2)

@@ -6,22 +6,21 @@
 Each row becomes `dvc exp run --queue -n <row> -S network=<row> -S optimizer=...` with the
 row's values from params.yaml (`report_rows`) and its input size from its layer list;
 `-S` overrides (input size, epochs, dataset, ...) are passed to every row. A row whose
-experiment already exists with the same parameters is not queued again.
+experiment already exists with exactly the same params.yaml is not queued again.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import subprocess
 import sys
 import time
 from typing import Any
 
-import yaml
-
 from .architecture import parse_layer
-from .params import ParamsError, architecture_name, load_params
+from .params import ParamsError, architecture_name, load_params, read_yaml
 
 ROW_COLUMNS = (
     "optimizer",
@@ -42,8 +41,7 @@ def format_value(value: Any) -> str:
 
 def report_input_size(params: dict, row: str) -> int:
     """The input size the report used for a row (its ImageInput layer)."""
-    p = dict(params, network=row)
-    return parse_layer(params["architectures"][architecture_name(p)][0]).size
+    return parse_layer(params["architectures"][architecture_name(params, row)][0]).size
 
 
 def experiment_name(row: str, seed: int | None = None, suffix: str = "") -> str:
@@ -80,22 +78,17 @@ def queue_command(
     return command
 
 
-def _lookup(params: dict, dotted: str) -> Any:
-    value: Any = params
-    for part in dotted.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
-def matches(overrides: list[str], params: dict) -> bool:
-    """True when params already hold every `key=value` of overrides."""
+def apply_overrides(params: dict, overrides: list[str]) -> dict:
+    """params with each dotted `key=value` set, as `dvc exp run -S` would set it."""
+    result = copy.deepcopy(params)
     for override in overrides:
         key, value = override.split("=", 1)
-        if _lookup(params, key) != yaml.safe_load(value):
-            return False
-    return True
+        *parents, last = key.split(".")
+        node = result
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = read_yaml(value)
+    return result
 
 
 def existing_experiments() -> list[tuple[str, dict]]:
@@ -173,8 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     known = [] if args.dry_run else existing_experiments()
     failed = []
     for row, seed, command in planned:
-        overrides = row_overrides(params, row, args.extra, seed)
-        if any(matches(overrides, values) for _, values in known):
+        # A duplicate: an experiment whose whole params.yaml equals this one's would-be.
+        expected = apply_overrides(params, row_overrides(params, row, args.extra, seed))
+        if any(values == expected for _, values in known):
             name = experiment_name(row, seed, args.name_suffix)
             print(f"skip {name}: an experiment with these params exists")
             continue
@@ -198,5 +192,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cli() -> int:
+    try:
+        return main()
+    except subprocess.CalledProcessError as err:
+        print(
+            f"error: {' '.join(err.cmd)} failed (exit {err.returncode}): "
+            f"{(err.stderr or '').strip()}",
+            file=sys.stderr,
+        )
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

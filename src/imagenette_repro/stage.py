@@ -12,11 +12,13 @@ from pathlib import Path
 import torch
 
 from .architecture import ArchitectureError
-from .data import DataError
+from .data import DataError, load_store
 from .download import DownloadError
 from .models import WeightsError
 from .params import ParamsError
 
+STORE = Path("data/prepared")
+SPLIT_INDEX = Path("data/split/index.csv")
 EXPECTED_ERRORS = (ParamsError, ArchitectureError, DataError, DownloadError, WeightsError)
 
 
@@ -60,3 +62,28 @@ def setup_torch(params: dict) -> torch.device:
     if params["runtime"]["num_threads"] > 0:
         torch.set_num_threads(params["runtime"]["num_threads"])
     return pick_device(params["runtime"]["device"])
+
+
+def code_fingerprint() -> str:
+    """A hash of the package's code and the running stage script."""
+    files = sorted(Path(__file__).parent.glob("*.py")) + [Path(sys.argv[0])]
+    return fingerprint(*(file_sha256(path) for path in files if path.is_file()))
+
+
+def load_training_data(batch_size_key: str, batch_size: int):
+    """The array store with the split: (all images, index, train subset, valid subset,
+    fingerprint of the data), the batch size checked against the training set."""
+    data, index = load_store(STORE, SPLIT_INDEX)
+    train = data.subset((index["subset"] == "train").to_numpy())
+    valid = data.subset((index["subset"] == "valid").to_numpy())
+    if batch_size > len(train):
+        raise ParamsError(
+            f"params.yaml: '{batch_size_key}' is {batch_size}, more than the "
+            f"{len(train)} training images"
+        )
+    data_hash = fingerprint(
+        file_sha256(STORE / "images.npy"),
+        file_sha256(STORE / "index.csv"),
+        file_sha256(SPLIT_INDEX),
+    )
+    return data, index, train, valid, data_hash

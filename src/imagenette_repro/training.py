@@ -48,11 +48,6 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
 
 
-def learn_rate_at(config: TrainConfig, epoch: int) -> float:
-    """MATLAB's piecewise schedule, epochs counted from 1."""
-    return config.learn_rate * config.drop_rate_factor ** ((epoch - 1) // config.drop_period)
-
-
 def parameter_groups(
     model: nn.Module, config: TrainConfig, new_layer: list[nn.Parameter] | None = None
 ) -> list[dict]:
@@ -161,11 +156,13 @@ def fit(
     }
     if checkpoint is not None and checkpoint.exists():
         saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if saved.get("fingerprint") == fingerprint:
+        if saved.get("fingerprint") == fingerprint and not saved["state"]["finished"]:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
             torch.set_rng_state(saved["torch_rng"])
+            if saved.get("cuda_rng") and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(saved["cuda_rng"])
             state = saved["state"]
             print(
                 f"{label}: resuming from {checkpoint} after epoch {state['epoch']}",
@@ -174,7 +171,8 @@ def fit(
             )
         else:
             print(
-                f"{label}: ignoring {checkpoint}: made with other parameters or data",
+                f"{label}: starting afresh ({checkpoint} is finished, or was made with other "
+                "parameters, data or code)",
                 file=sys.stderr,
                 flush=True,
             )
@@ -194,6 +192,7 @@ def fit(
         warp = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 50_000)
         _train_mode(model)
         epoch_start, loss_sum, correct, seen = time.monotonic(), 0.0, 0, 0
+        last_print = epoch_start
         for step, (images, labels) in enumerate(
             batches(train, config.batch_size, order, drop_last=True), 1
         ):
@@ -206,16 +205,19 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += loss.item() * len(labels)
-            correct += (logits.argmax(1) == labels).sum().item()
+            # Running sums stay on the device: no host sync in the step.
+            loss_sum += loss.detach() * len(labels)
+            correct += (logits.argmax(1) == labels).sum()
             seen += len(labels)
-            if step % 20 == 0 or step == steps_per_epoch:
-                rate = seen / (time.monotonic() - epoch_start)
+            now = time.monotonic()
+            if now - last_print >= 10 or step == steps_per_epoch:
+                last_print = now
+                rate = seen / (now - epoch_start)
                 left = (steps_per_epoch - step) * config.batch_size / rate
                 print(
                     f"{label} epoch {epoch}/{config.max_epochs} step {step}/{steps_per_epoch}"
-                    f" loss {loss_sum / seen:.4f} acc {correct / seen:.4f} {rate:.1f} img/s,"
-                    f" epoch ends in {left:.0f} s",
+                    f" loss {loss_sum.item() / seen:.4f} acc {correct.item() / seen:.4f}"
+                    f" {rate:.1f} img/s, epoch ends in {left:.0f} s",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -227,8 +229,8 @@ def fit(
         valid_accuracy = (logits.argmax(1) == valid.labels).float().mean().item()
         record = {
             "epoch": epoch,
-            "train/loss": loss_sum / seen,
-            "train/accuracy": correct / seen,
+            "train/loss": float(loss_sum) / seen,
+            "train/accuracy": int(correct) / seen,
             "valid/loss": valid_loss,
             "valid/accuracy": valid_accuracy,
             "learn_rate": learn_rate,
@@ -268,6 +270,9 @@ def fit(
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all()
+                    if torch.cuda.is_available()
+                    else None,
                     "state": state,
                     "config": asdict(config),
                 },
