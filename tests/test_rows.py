@@ -1,7 +1,9 @@
 import pytest
 
 from imagenette_repro.params import ParamsError
-from imagenette_repro.rows import apply_overrides, queue_command, row_overrides
+from imagenette_repro.rows import apply_overrides, main, queue_command, row_overrides
+
+from .conftest import ROOT
 
 
 def parse_command(command: list[str]) -> tuple[str, dict]:
@@ -71,3 +73,30 @@ def test_a_variant_replaces_the_row_value_and_gets_its_own_name(params):
     name, overrides = parse_command(command)
     assert name == "network_84_8153-no-aug"
     assert overrides["image_augmentation"] == "false"
+
+
+def test_the_command_line_prints_what_it_would_queue(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    argv = [
+        "queue",
+        "network_84_8153",
+        "network_82_828",
+        "--name-suffix",
+        "no-aug",
+        "-S",
+        "image_augmentation=false",
+        "--seeds",
+        "1",
+        "2",
+        "--dry-run",
+    ]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = [parse_command(line.split())[0] for line in lines]
+    assert names == [
+        "network_84_8153-no-aug-seed1",
+        "network_84_8153-no-aug-seed2",
+        "network_82_828-no-aug-seed1",
+        "network_82_828-no-aug-seed2",
+    ]
+    assert all("-S image_augmentation=false" in line for line in lines)

@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = args.rows or list(params["report_rows"])
         seeds = args.seeds or [None]
         planned = [
-            (row, seed, queue_command(params, row, args.extra, seed))
+            (row, seed, queue_command(params, row, args.extra, seed, args.name_suffix))
             for row in rows
             for seed in seeds
         ]
