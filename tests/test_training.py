@@ -182,3 +182,19 @@ def test_a_finished_checkpoint_is_not_reused(tmp_path):
     )
     assert [r["epoch"] for r in result.history] == [1, 2]
     assert torch.load(checkpoint, weights_only=False)["state"]["epoch"] == 2
+
+
+def test_an_unreadable_checkpoint_is_replaced(tmp_path):
+    checkpoint = tmp_path / "ckpt.pt"
+    checkpoint.write_bytes(b"cut short")
+    result = fit(
+        linear_model(),
+        tiny_set(20, 0),
+        tiny_set(10, 1),
+        config(max_epochs=1),
+        torch.device("cpu"),
+        checkpoint=checkpoint,
+        fingerprint="a",
+    )
+    assert result.epochs_run == 1
+    assert torch.load(checkpoint, weights_only=False)["fingerprint"] == "a"

@@ -155,7 +155,10 @@ def fit(
         "finished": False,
     }
     if checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        try:
+            saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        except Exception:  # a checkpoint cut short: nothing to resume
+            saved = {}
         if saved.get("fingerprint") == fingerprint and not saved["state"]["finished"]:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
@@ -171,8 +174,8 @@ def fit(
             )
         else:
             print(
-                f"{label}: starting afresh ({checkpoint} is finished, or was made with other "
-                "parameters, data or code)",
+                f"{label}: starting afresh ({checkpoint} is finished, unreadable, or was made "
+                "with other parameters, data or code)",
                 file=sys.stderr,
                 flush=True,
             )
