@@ -1,6 +1,7 @@
 """evaluate: both models on the report's validation split, the official val folder, and
 its ImageNet-validation images; metrics/*.json and confusion-matrix data for dvc plots."""
 
+import json
 from pathlib import Path
 
 import torch
@@ -65,6 +66,13 @@ def main() -> None:
             )
             + (f"; report {report_accuracy:.4f}" if report_accuracy is not None else "")
         )
+    split = json.loads((SPLIT_INDEX.parent / "summary.json").read_text())
+    prepared = json.loads((STORE / "summary.json").read_text())
+    results["data"] = {
+        **split,
+        "input_size": prepared["input_size"],
+        "skipped_bad_images": prepared["skipped_bad_images"],
+    }
     write_json("metrics/evaluation.json", results)
     write_json("metrics/per_class.json", per_class)
 

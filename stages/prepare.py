@@ -23,7 +23,7 @@ def main() -> None:
     kept.to_csv(tmp, index=False)
     tmp.replace(OUT / "index.csv")
     write_json(
-        "metrics/prepare.json",
+        OUT / "summary.json",
         {"input_size": size, "images": len(kept), "skipped_bad_images": len(bad)},
     )
     print(f"prepare: {len(kept)} images at {size}x{size}, {len(bad)} skipped")

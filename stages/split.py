@@ -21,7 +21,7 @@ def main() -> None:
     counts = index.groupby("subset").size().to_dict()
     unseen = index[index["imagenet_val"]].groupby("subset").size().to_dict()
     write_json(
-        "metrics/split.json",
+        OUT / "summary.json",
         {
             "images": {subset: int(counts.get(subset, 0)) for subset in ("train", "valid", "test")},
             "imagenet_val_images": {

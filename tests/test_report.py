@@ -39,10 +39,10 @@ def experiment(
             "valid": {"accuracy": googlenet or 0.1},
             "test_imagenet_val": {"accuracy": googlenet or 0.1},
         },
+        "data": {"images": {"train": 6630, "valid": 2839, "test": 3925}},
     }
     metrics = {
         "metrics/evaluation.json": {"data": evaluation},
-        "metrics/split.json": {"data": {"images": {"train": 6630, "valid": 2839}}},
     }
     return {
         "rev": name,

@@ -60,7 +60,7 @@ def settings_label(params: dict, metrics: dict, report_size: int) -> str:
     epochs = _get(params, "train.max_epochs")
     if epochs != REPORT_EPOCHS:
         scaled.append(f"{epochs} epochs max")
-    split = metrics.get("metrics/split.json", {}).get("images", {})
+    split = _get(metrics.get("metrics/evaluation.json", {}), "data.images", {})
     if split.get("train", 0) + split.get("valid", 0) < FULL_TRAIN_FOLDER:
         scaled.append(f"{split.get('train', 0) + split.get('valid', 0)} train-folder images")
     return "report settings" if not scaled else "scaled: " + ", ".join(scaled)
