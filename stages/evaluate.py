@@ -9,8 +9,7 @@ import torch
 from imagenette_repro.data import load_store
 from imagenette_repro.evaluation import evaluate_model
 from imagenette_repro.models import load_model
-from imagenette_repro.params import load_params
-from imagenette_repro.rows import ROW_COLUMNS
+from imagenette_repro.params import ROW_COLUMNS, load_params
 from imagenette_repro.stage import SPLIT_INDEX, STORE, run, setup_torch, write_json
 
 MODELS = {"custom": Path("data/models/custom.pt"), "googlenet": Path("data/models/googlenet.pt")}

@@ -3,28 +3,15 @@
 
 from pathlib import Path
 
-from dvclive import Live
-
-from imagenette_repro.classes import ENGLISH, WNIDS
+from imagenette_repro.classes import WNIDS
 from imagenette_repro.models import (
     build_googlenet,
     freeze_googlenet,
     new_layer_parameters,
-    save_model,
 )
 from imagenette_repro.params import load_params
-from imagenette_repro.stage import (
-    code_fingerprint,
-    fingerprint,
-    load_training_data,
-    run,
-    setup_torch,
-)
-from imagenette_repro.training import TrainConfig, fit
-
-MODEL = Path("data/models/googlenet.pt")
-CHECKPOINT = Path("data/checkpoints/finetune_googlenet.pt")
-LIVE_DIR = "metrics/finetune_googlenet"
+from imagenette_repro.stage import load_training_data, run, setup_torch, train_and_save
+from imagenette_repro.training import TrainConfig
 
 
 def main() -> None:
@@ -33,9 +20,7 @@ def main() -> None:
     device = setup_torch(params)
     model, weights_info = build_googlenet(settings["weights"], len(WNIDS))
     frozen = freeze_googlenet(model, settings["freeze_through"])
-    _, _, train, valid, data_hash = load_training_data(
-        "googlenet.batch_size", settings["batch_size"]
-    )
+    train, valid, data_hash = load_training_data("googlenet.batch_size", settings["batch_size"])
     input_size = train.images.shape[1]
     config = TrainConfig(
         optimizer=settings["optimizer"],
@@ -54,51 +39,25 @@ def main() -> None:
         seed=params["seed"],
         new_layer_lr_factor=settings["new_layer_lr_factor"],
     )
-    CHECKPOINT.parent.mkdir(parents=True, exist_ok=True)
-    with Live(LIVE_DIR, dvcyaml=False, save_dvc_exp=False) as live:
-        live.log_params(
-            {
-                "weights": weights_info["weights"],
-                "input_size": input_size,
-                "frozen": ",".join(frozen),
-                "device": str(device),
-            }
-        )
-        result = fit(
-            model,
-            train,
-            valid,
-            config,
-            device,
-            live,
-            CHECKPOINT,
-            fingerprint(config, weights_info, frozen, data_hash, code_fingerprint()),
-            new_layer=new_layer_parameters(model),
-            label="googlenet",
-        )
-        live.log_metric("best/valid_accuracy", result.best_accuracy, plot=False)
-        live.log_metric("best/epoch", result.best_epoch, plot=False)
-        live.log_metric("epochs_run", result.epochs_run, plot=False)
-    model.load_state_dict(result.best_state)
-    MODEL.parent.mkdir(parents=True, exist_ok=True)
-    save_model(
-        MODEL,
+    train_and_save(
         model,
-        {
+        train,
+        valid,
+        config,
+        device,
+        label="googlenet",
+        live_dir="metrics/finetune_googlenet",
+        checkpoint=Path("data/checkpoints/finetune_googlenet.pt"),
+        model_path=Path("data/models/googlenet.pt"),
+        fingerprint_parts=(weights_info, frozen, data_hash),
+        new_layer=new_layer_parameters(model),
+        meta={
             "kind": "googlenet",
             "network": "googlenet",
             "transform_input": model[1].transform_input,
-            "input_size": input_size,
-            "classes": WNIDS,
-            "class_names": ENGLISH,
             "normalization": "ImageNet mean/std, inside the model",
-            "input": "float RGB images in [0, 1], shape (N, 3, S, S)",
             **weights_info,
             "frozen_layers": frozen,
-            "best_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run,
-            "stopped_early": result.stopped_early,
-            "train_config": vars(config),
         },
     )
 

@@ -71,15 +71,16 @@ SCHEMA: dict[str, Any] = {
     "assumed_architectures": dict,
     "architectures": dict,
 }
-ROW_KEYS = {
-    "optimizer": str,
-    "learn_rate": NUMBER,
-    "patience": int,
-    "drop_period": int,
-    "drop_rate_factor": NUMBER,
-    "image_augmentation": bool,
-    "accuracy": NUMBER,
-}
+# The report's table columns: what makes a run one of the report's rows.
+ROW_COLUMNS = (
+    "optimizer",
+    "learn_rate",
+    "patience",
+    "drop_period",
+    "drop_rate_factor",
+    "image_augmentation",
+)
+ROW_KEYS = {**{key: SCHEMA[key] for key in ROW_COLUMNS}, "accuracy": NUMBER}
 # torchvision's GoogLeNet children, in order (what googlenet.freeze_through may name).
 GOOGLENET_LAYERS = (
     "conv1",

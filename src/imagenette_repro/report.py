@@ -18,8 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from .architecture import parse_layer
-from .params import ParamsError, architecture_name, load_params
-from .rows import ROW_COLUMNS
+from .params import ROW_COLUMNS, ParamsError, architecture_name, load_params
 
 FULL_TRAIN_FOLDER = 9469  # images in imagenette2's train folder
 REPORT_EPOCHS = 30

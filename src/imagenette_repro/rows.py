@@ -20,16 +20,7 @@ import time
 from typing import Any
 
 from .architecture import parse_layer
-from .params import ParamsError, architecture_name, load_params, read_yaml
-
-ROW_COLUMNS = (
-    "optimizer",
-    "learn_rate",
-    "patience",
-    "drop_period",
-    "drop_rate_factor",
-    "image_augmentation",
-)
+from .params import ROW_COLUMNS, ParamsError, architecture_name, load_params, read_yaml
 
 
 def format_value(value: Any) -> str:

@@ -10,12 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from dvclive import Live
 
 from .architecture import ArchitectureError
-from .data import DataError, load_store
+from .classes import ENGLISH, WNIDS
+from .data import DataError, ImageSet, load_store
 from .download import DownloadError
-from .models import WeightsError
+from .models import WeightsError, save_model
 from .params import ParamsError
+from .training import TrainConfig, fit
 
 STORE = Path("data/prepared")
 SPLIT_INDEX = Path("data/split/index.csv")
@@ -71,8 +74,8 @@ def code_fingerprint() -> str:
 
 
 def load_training_data(batch_size_key: str, batch_size: int):
-    """The array store with the split: (all images, index, train subset, valid subset,
-    fingerprint of the data), the batch size checked against the training set."""
+    """The training and validation subsets of the array store, and a fingerprint of the
+    data; the batch size is checked against the training set."""
     data, index = load_store(STORE, SPLIT_INDEX)
     train = data.subset((index["subset"] == "train").to_numpy())
     valid = data.subset((index["subset"] == "valid").to_numpy())
@@ -86,4 +89,59 @@ def load_training_data(batch_size_key: str, batch_size: int):
         file_sha256(STORE / "index.csv"),
         file_sha256(SPLIT_INDEX),
     )
-    return data, index, train, valid, data_hash
+    return train, valid, data_hash
+
+
+def train_and_save(
+    model: torch.nn.Module,
+    train: ImageSet,
+    valid: ImageSet,
+    config: TrainConfig,
+    device: torch.device,
+    *,
+    label: str,
+    live_dir: str,
+    checkpoint: Path,
+    model_path: Path,
+    fingerprint_parts: tuple,
+    meta: dict,
+    new_layer: list[torch.nn.Parameter] | None = None,
+) -> None:
+    """What both train stages do: fit with dvclive curves and a checkpoint per epoch, then
+    save the best weights with everything needed to use them (meta plus common fields)."""
+    input_size = train.images.shape[1]
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    with Live(live_dir, dvcyaml=False, save_dvc_exp=False) as live:
+        live.log_params({"label": label, "input_size": input_size, "device": str(device)})
+        result = fit(
+            model,
+            train,
+            valid,
+            config,
+            device,
+            live,
+            checkpoint,
+            fingerprint(config, *fingerprint_parts, code_fingerprint()),
+            new_layer=new_layer,
+            label=label,
+        )
+        live.log_metric("best/valid_accuracy", result.best_accuracy, plot=False)
+        live.log_metric("best/epoch", result.best_epoch, plot=False)
+        live.log_metric("epochs_run", result.epochs_run, plot=False)
+    model.load_state_dict(result.best_state)
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    save_model(
+        model_path,
+        model,
+        {
+            **meta,
+            "input_size": input_size,
+            "classes": WNIDS,
+            "class_names": ENGLISH,
+            "input": "float RGB images in [0, 1], shape (N, 3, S, S)",
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "stopped_early": result.stopped_early,
+            "train_config": vars(config),
+        },
+    )
