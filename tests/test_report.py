@@ -59,14 +59,20 @@ def shown(*revs):
 
 
 def test_rows_are_labelled_and_compared_with_the_report(params):
+    running = experiment("running", params, "network_84_8153", "sgdm", True, 0.5)
+    running["data"]["metrics"]["metrics/evaluation.json"] = {
+        "error": {"type": "FileNotFoundError", "msg": "No such file"}
+    }
     records = experiments_from_dvc(
         shown(
+            running,
             experiment("a", params, "network_84_8153", "sgdm", True, 0.60),
             experiment("b", params, "network_84_8153", "sgdm", True, 0.84, size=224),
             experiment("c", params, "network_84_8153", "adam", True, 0.50),
         )
     )
     table = comparison_table(records, params).set_index("experiment")
+    assert "running" not in table.index
     assert table.loc["a", "settings"] == "scaled: 32 px"
     assert table.loc["b", "settings"] == "report settings"
     assert table.loc["a", "is_report_row"] and not table.loc["c", "is_report_row"]

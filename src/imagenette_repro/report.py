@@ -44,7 +44,12 @@ def experiments_from_dvc(shown: list[dict]) -> list[dict]:
                     name: value.get("data", {})
                     for name, value in (data.get("metrics") or {}).items()
                 }
-                if "metrics/evaluation.json" in metrics and params:
+                # Queued, running or failed experiments have no evaluation (DVC reports
+                # an error for the file instead).
+                if (
+                    _get(metrics.get("metrics/evaluation.json", {}), "custom.valid.accuracy")
+                    and params
+                ):
                     name = rev.get("name") or experiment.get("name") or rev.get("rev", "")[:7]
                     records.append({"name": name, "params": params, "metrics": metrics})
     return records
