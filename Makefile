@@ -1,8 +1,8 @@
-# make setup | make test | make sample | make lint
+# make setup | make test | make sample | make lint | make check | make bench
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test sample lint
+.PHONY: setup test sample lint check bench
 
 setup: $(VENV)/.installed
 
@@ -19,3 +19,15 @@ sample: setup
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+# The fault matrix (bad archives, images, params, full disks, SIGKILL, determinism) on tiny
+# data; its table is committed in metrics/fault_matrix.md.
+check: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m imagenette_repro.faults --out metrics/fault_matrix
+
+# Training speed against the common way, on this machine (issue 6; not a test): figures in
+# metrics/benchmark.json and .md. On the real JPEGs when ../shared/data has them, else on
+# the embedded sample; BENCH_ARGS replaces the arguments (bench/benchmark.py --help).
+BENCH_ARGS ?= $(firstword $(wildcard ../shared/data/imagenette2-224.tgz))
+bench: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python bench/benchmark.py $(BENCH_ARGS)

@@ -3,6 +3,7 @@ a URL, or a local path) into data/raw/imagenette."""
 
 from pathlib import Path
 
+from imagenette_repro.data import layout_problem
 from imagenette_repro.download import download_dataset
 from imagenette_repro.params import load_params
 from imagenette_repro.stage import run, write_json
@@ -13,7 +14,10 @@ INFO = Path("data/raw/download.json")
 
 def main() -> None:
     params = load_params()  # every key is checked here, before anything is downloaded
-    info = download_dataset(params["data"]["archive"], params["data"]["md5"], TARGET)
+    # The class folders are checked before the extracted folder is moved into place.
+    info = download_dataset(
+        params["data"]["archive"], params["data"]["md5"], TARGET, check=layout_problem
+    )
     write_json(INFO, info)
     print(
         f"{TARGET}: {info['train_images']} train / {info['val_images']} val images "

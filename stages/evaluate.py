@@ -10,7 +10,14 @@ from imagenette_repro.data import load_store
 from imagenette_repro.evaluation import evaluate_model
 from imagenette_repro.models import load_model
 from imagenette_repro.params import ROW_COLUMNS, load_params
-from imagenette_repro.stage import SPLIT_INDEX, STORE, run, setup_torch, write_json
+from imagenette_repro.stage import (
+    SPLIT_INDEX,
+    STORE,
+    run,
+    runtime_settings,
+    setup_torch,
+    write_json,
+)
 
 MODELS = {"custom": Path("data/models/custom.pt"), "googlenet": Path("data/models/googlenet.pt")}
 
@@ -18,11 +25,12 @@ MODELS = {"custom": Path("data/models/custom.pt"), "googlenet": Path("data/model
 def main() -> None:
     params = load_params()
     device = setup_torch(params)
+    runtime = runtime_settings(params, device)
     data, index = load_store(STORE, SPLIT_INDEX)
     results, per_class = {}, {}
     for name, path in MODELS.items():
         model, meta = load_model(path)
-        summary, classes, pairs = evaluate_model(model, data, index, device)
+        summary, classes, pairs = evaluate_model(model, data, index, device, runtime)
         for set_name in ("valid", "test"):
             write_json(f"metrics/confusion/{name}_{set_name}.json", pairs[set_name])
         info = {

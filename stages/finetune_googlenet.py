@@ -10,14 +10,20 @@ from imagenette_repro.models import (
     new_layer_parameters,
 )
 from imagenette_repro.params import load_params
-from imagenette_repro.stage import load_training_data, run, setup_torch, train_and_save
+from imagenette_repro.stage import (
+    load_training_data,
+    run,
+    runtime_settings,
+    setup_torch,
+    train_and_save,
+)
 from imagenette_repro.training import TrainConfig
 
 
 def main() -> None:
     params = load_params()
     settings = params["googlenet"]
-    device = setup_torch(params)
+    device = setup_torch(params, training=True)
     model, weights_info = build_googlenet(settings["weights"], len(WNIDS))
     frozen = freeze_googlenet(model, settings["freeze_through"])
     train, valid, data_hash = load_training_data("googlenet.batch_size", settings["batch_size"])
@@ -45,6 +51,7 @@ def main() -> None:
         valid,
         config,
         device,
+        runtime=runtime_settings(params, device),
         label="googlenet",
         live_dir="metrics/finetune_googlenet",
         checkpoint=Path("data/checkpoints/finetune_googlenet.pt"),

@@ -5,6 +5,7 @@ does not decode again."""
 from pathlib import Path
 
 from imagenette_repro.data import list_images, write_array_store
+from imagenette_repro.files import replacing
 from imagenette_repro.params import load_params
 from imagenette_repro.stage import run, write_json
 
@@ -19,9 +20,8 @@ def main() -> None:
     kept, bad = write_array_store(
         RAW, list_images(RAW), size, OUT / "images.npy", params["data"]["skip_bad_images"]
     )
-    tmp = OUT / "index.csv.tmp"
-    kept.to_csv(tmp, index=False)
-    tmp.replace(OUT / "index.csv")
+    with replacing(OUT / "index.csv") as tmp:
+        kept.to_csv(tmp, index=False)
     write_json(
         OUT / "summary.json",
         {"input_size": size, "images": len(kept), "skipped_bad_images": len(bad)},

@@ -4,6 +4,7 @@ folder as a test set; one row per image in data/split/index.csv."""
 from pathlib import Path
 
 from imagenette_repro.data import split_dataset
+from imagenette_repro.files import replacing
 from imagenette_repro.params import load_params
 from imagenette_repro.stage import run, write_json
 
@@ -15,9 +16,8 @@ def main() -> None:
     params = load_params()
     index = split_dataset(RAW, params["data"]["val_fraction"], params["seed"])
     OUT.mkdir(parents=True, exist_ok=True)
-    tmp = OUT / "index.csv.tmp"
-    index.to_csv(tmp, index=False)
-    tmp.replace(OUT / "index.csv")
+    with replacing(OUT / "index.csv") as tmp:
+        index.to_csv(tmp, index=False)
     counts = index.groupby("subset").size().to_dict()
     unseen = index[index["imagenet_val"]].groupby("subset").size().to_dict()
     write_json(

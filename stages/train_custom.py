@@ -8,7 +8,13 @@ from imagenette_repro.classes import WNIDS
 from imagenette_repro.data import mean_image
 from imagenette_repro.models import build_custom_network
 from imagenette_repro.params import ROW_COLUMNS, architecture_name, layer_list, load_params
-from imagenette_repro.stage import load_training_data, run, setup_torch, train_and_save
+from imagenette_repro.stage import (
+    load_training_data,
+    run,
+    runtime_settings,
+    setup_torch,
+    train_and_save,
+)
 from imagenette_repro.training import TrainConfig
 
 
@@ -37,7 +43,7 @@ def train_config(params: dict, input_size: int, report_input_size: int) -> Train
 
 def main() -> None:
     params = load_params()
-    device = setup_torch(params)
+    device = setup_torch(params, training=True)
     train, valid, data_hash = load_training_data("train.batch_size", params["train"]["batch_size"])
     input_size = train.images.shape[1]
     layers = layer_list(params)
@@ -52,6 +58,7 @@ def main() -> None:
         valid,
         config,
         device,
+        runtime=runtime_settings(params, device),
         label=params["network"],
         live_dir="metrics/train_custom",
         checkpoint=Path("data/checkpoints/train_custom.pt"),

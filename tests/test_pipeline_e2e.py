@@ -11,7 +11,16 @@ import yaml
 from .conftest import run, use_tiny_settings
 from .test_googlenet import make_weights_file
 
-STAGES = ("download", "split", "prepare", "train_custom", "finetune_googlenet", "evaluate")
+STAGES = (
+    "download",
+    "split",
+    "prepare",
+    "train_custom",
+    "finetune_googlenet",
+    "evaluate",
+    "export@custom",
+    "export@googlenet",
+)
 
 
 def stage_runs(output: str) -> dict[str, str]:
@@ -41,6 +50,9 @@ def test_repro_then_adam_variant_reruns_only_training_and_evaluation(project, sa
 
     output = run(["dvc", "repro"], repo, env)
     assert set(stage_runs(output).values()) == {"ran"}
+    for name in ("custom", "googlenet"):
+        exported = sorted(p.name for p in (repo / "data" / "exported" / name).iterdir())
+        assert exported == [f"{name}.onnx", f"{name}.torchscript.pt", "manifest.json"]
     first = json.loads((repo / "metrics" / "evaluation.json").read_text())
     assert first["custom"]["network"] == "network_84_8153"
     assert first["custom"]["valid"]["images"] == 60  # 30% of the sample's 200 train images
@@ -62,6 +74,8 @@ def test_repro_then_adam_variant_reruns_only_training_and_evaluation(project, sa
         "train_custom": "ran",
         "finetune_googlenet": "skipped",
         "evaluate": "ran",
+        "export@custom": "ran",
+        "export@googlenet": "skipped",
     }
     assert yaml.safe_load((repo / "params.yaml").read_text())["optimizer"] == "adam"
     second = json.loads((repo / "metrics" / "evaluation.json").read_text())
@@ -80,5 +94,6 @@ def test_repro_then_adam_variant_reruns_only_training_and_evaluation(project, sa
     # Back to SGDM: DVC's run-cache restores the first training instead of repeating it.
     output = run(["dvc", "exp", "run", "-S", "optimizer=sgdm"], repo, env)
     assert stage_runs(output)["train_custom"] == "restored"
+    assert stage_runs(output)["export@custom"] == "restored"
     third = json.loads((repo / "metrics" / "evaluation.json").read_text())
     assert third["custom"] == first["custom"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import random
 import sys
 import time
@@ -17,6 +16,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from .classes import ENGLISH, WNIDS
+from .files import check_free_space, replacing
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 SUBSETS = ("train", "valid", "test")  # 70% / 30% of the train folder; the official val folder
@@ -74,6 +74,16 @@ def list_images(root: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def layout_problem(root: Path) -> str | None:
+    """What makes `root` not an Imagenette folder (missing, empty or unknown class
+    folders), relative to root; None when list_images can use it."""
+    try:
+        list_images(root)
+    except DataError as err:
+        return str(err).replace(str(root), root.name)
+    return None
+
+
 def split_dataset(root: Path, val_fraction: float, seed: int) -> pd.DataFrame:
     """The report's protocol: the train folder split (1 - val_fraction) : val_fraction,
     stratified by class and fixed by the seed; the official val folder is the test set.
@@ -90,13 +100,24 @@ def split_dataset(root: Path, val_fraction: float, seed: int) -> pd.DataFrame:
     return index
 
 
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode -> RGB. 16-bit grayscale is scaled to 8 bits (PIL's own convert would
+    clip it to white); palette, CMYK, RGBA, grayscale convert as PIL does."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        levels = np.asarray(image, dtype=np.float32) / 257.0
+        image = Image.fromarray(np.clip(levels.round(), 0, 255).astype(np.uint8), "L")
+    elif image.mode == "F":
+        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), "L")
+    return image.convert("RGB")
+
+
 def decode_image(path: Path, size: int) -> np.ndarray:
     """An image file -> (size, size, 3) uint8 RGB, the whole frame squashed to a square
     (as MATLAB's augmentedImageDatastore resizes). Raises DataError naming the file."""
     try:
         with Image.open(path) as image:
             image.draft("RGB", (size, size))  # lets libjpeg decode at a reduced scale
-            image = image.convert("RGB")
+            image = _to_rgb(image)
             if image.size != (size, size):
                 image = image.resize((size, size), Image.Resampling.BICUBIC)
             array = np.asarray(image, dtype=np.uint8)
@@ -114,9 +135,12 @@ def write_array_store(
 ) -> tuple[pd.DataFrame, list[str]]:
     """Decode every image in `index` once into a (N, size, size, 3) uint8 .npy at `target`.
 
-    Written to a temporary file renamed into place. Bad images stop the run with the
+    Checked for disk space first, written to a temporary file renamed into place (removed
+    on any failure). Bad images stop the run with the
     list of them, or, with skip_bad, are left out; returns the kept rows and the bad paths.
     """
+    # Before decoding (minutes at full size): is there room for the store?
+    check_free_space(target, len(index) * size * size * 3 + 4096)
     good, bad, arrays = [], [], []
     progress = Progress(len(index), "decode")
     for i, path in enumerate(index["path"]):
@@ -135,15 +159,12 @@ def write_array_store(
     kept = index.iloc[good].reset_index(drop=True)
     if kept.empty:
         raise DataError(f"{root}: no image could be decoded")
-    tmp = target.with_name(target.name + ".tmp.npy")
-    store = np.lib.format.open_memmap(
-        tmp, mode="w+", dtype=np.uint8, shape=(len(kept), size, size, 3)
-    )
-    for i, array in enumerate(arrays):
-        store[i] = array
-    store.flush()
-    del store
-    os.replace(tmp, target)
+    header = {"descr": "|u1", "fortran_order": False, "shape": (len(kept), size, size, 3)}
+    with replacing(target) as tmp, open(tmp, "wb") as file:
+        # Plain writes, not a memory map: a full disk then raises an error, not SIGBUS.
+        np.lib.format.write_array_header_1_0(file, header)
+        for array in arrays:
+            file.write(array.tobytes())
     return kept, bad
 
 
@@ -158,8 +179,26 @@ class ImageSet:
         return len(self.labels)
 
     def subset(self, mask: np.ndarray) -> ImageSet:
-        rows = torch.from_numpy(np.flatnonzero(mask))
+        rows = torch.from_numpy(np.flatnonzero(mask)).to(self.images.device)
         return ImageSet(self.images[rows], self.labels[rows])
+
+    def to(self, device: torch.device) -> ImageSet:
+        return ImageSet(self.images.to(device), self.labels.to(device))
+
+
+def place(data: ImageSet, device: torch.device, on_device: bool | str) -> ImageSet:
+    """Where batches are gathered from. On CUDA, on_device True copies the uint8 images to
+    the GPU once (batches are then gathered there: no host work per batch), "auto" does so
+    when they take less than a quarter of the GPU's free memory; otherwise (and on any
+    other device) they stay in host memory, and batches() gathers CUDA batches into pinned
+    memory for non-blocking copies."""
+    if device.type != "cuda" or on_device is False:
+        return data
+    if on_device == "auto":
+        free, _ = torch.cuda.mem_get_info(device)
+        if data.images.nbytes > free / 4:
+            return data
+    return data.to(device)
 
 
 def load_store(folder: Path, split_index: Path) -> tuple[ImageSet, pd.DataFrame]:
@@ -189,21 +228,43 @@ def mean_image(images: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
     return (total / len(images) / 255).permute(2, 0, 1).float()
 
 
-def batches(data: ImageSet, batch_size: int, generator: torch.Generator | None, drop_last: bool):
-    """(images uint8 NHWC, labels) batches, shuffled when a generator is given."""
+def batches(
+    data: ImageSet,
+    batch_size: int,
+    generator: torch.Generator | None,
+    drop_last: bool,
+    device: torch.device | None = None,
+):
+    """(images uint8 NHWC, labels) batches, shuffled when a generator is given (the order is
+    drawn on the CPU, so a seed fixes it on any device). Images held on the GPU are
+    gathered there; host images bound for a CUDA `device` are gathered into pinned memory,
+    so that to_input's copy does not block."""
     n = len(data)
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    order = order.to(data.images.device)
     stop = n - n % batch_size if drop_last else n
+    pin = device is not None and device.type == "cuda" and data.images.device.type == "cpu"
     for start in range(0, stop, batch_size):
         rows = order[start : start + batch_size]
-        yield data.images[rows], data.labels[rows]
+        if pin:
+            # Torch's pinned-memory cache reuses a buffer only once its copy is done.
+            images = torch.empty(
+                (len(rows), *data.images.shape[1:]), dtype=torch.uint8, pin_memory=True
+            )
+            torch.index_select(data.images, 0, rows, out=images)
+            yield images, data.labels[rows].pin_memory()
+        else:
+            yield data.images[rows], data.labels[rows]
 
 
-def to_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 NHWC -> float NCHW in [0, 1] on device, in channels_last memory layout
-    (a view of NHWC, so no copy is needed)."""
+def to_input(
+    images: torch.Tensor, device: torch.device, channels_last: bool = True
+) -> torch.Tensor:
+    """uint8 NHWC -> float NCHW in [0, 1] on device; in channels_last memory layout (a view
+    of NHWC, so no copy is needed) unless channels_last is false."""
     images = images.to(device, non_blocking=True)
-    return images.permute(0, 3, 1, 2).float().div_(255)
+    x = images.permute(0, 3, 1, 2).float().div_(255)
+    return x if channels_last else x.contiguous()
 
 
 def augment(
@@ -230,9 +291,15 @@ def augment(
     theta[:, 0, 2] = -tx / sx
     theta[:, 1, 1] = 1 / sy
     theta[:, 1, 2] = -ty / sy
-    theta = theta.to(x.device, x.dtype)
+    if x.device.type == "cuda":
+        theta = theta.pin_memory()
+    theta = theta.to(x.device, x.dtype, non_blocking=True)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    warped = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    # grid_sample returns NCHW-contiguous; keep the input's memory layout.
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        warped = warped.contiguous(memory_format=torch.channels_last)
+    return warped
 
 
 class Progress:

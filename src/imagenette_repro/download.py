@@ -373,8 +373,11 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def safe_extract(archive: Path, target: Path) -> Path:
-    """Extract `archive`, refusing unsafe members, and move its dataset folder to `target`."""
+def safe_extract(
+    archive: Path, target: Path, check: Callable[[Path], str | None] | None = None
+) -> Path:
+    """Extract `archive`, refusing unsafe members, and move its dataset folder to `target`.
+    `check(folder)` may return a fault of the extracted folder; then nothing is moved."""
     archive, target = Path(archive), Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.extract-"))
@@ -384,6 +387,9 @@ def safe_extract(archive: Path, target: Path) -> Path:
         _extract_all(archive, extracted.resolve())
         root = _find_root(archive, extracted)
         _check_splits(archive, root)
+        problem = check(root) if check is not None else None
+        if problem:
+            raise DownloadError(f"{archive}: {problem}")
         if root != extracted:
             # Keep the archive's other top-level entries (e.g. noisy_imagenette.csv).
             for extra in sorted(extracted.iterdir()):
@@ -410,7 +416,11 @@ def _count_files(folder: Path) -> int:
 
 
 def download_dataset(
-    source: str, md5: str | None, target: Path, cache_dir: Path | None = None
+    source: str,
+    md5: str | None,
+    target: Path,
+    cache_dir: Path | None = None,
+    check: Callable[[Path], str | None] | None = None,
 ) -> dict:
     """Resolve, fetch, verify and extract an archive to `target`; return a summary dict.
 
@@ -445,7 +455,7 @@ def download_dataset(
                 file=sys.stderr,
             )
         size = archive.stat().st_size
-        safe_extract(archive, target)
+        safe_extract(archive, target, check)
     finally:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from .classes import ENGLISH
-from .data import ImageSet
-from .training import predict
+from .data import ImageSet, place
+from .training import Runtime, predict
 
 # name -> rows of the prepared index it covers
 EVALUATION_SETS = {
@@ -23,20 +23,27 @@ EVALUATION_SETS = {
 
 
 def evaluate_model(
-    model: nn.Module, data: ImageSet, index: pd.DataFrame, device: torch.device
+    model: nn.Module,
+    data: ImageSet,
+    index: pd.DataFrame,
+    device: torch.device,
+    runtime: Runtime | None = None,
 ) -> tuple[dict, dict, dict]:
     """Per evaluation set: summary metrics, per-class accuracy, and (actual, predicted)
     class-name pairs for a confusion matrix."""
-    model.to(device, memory_format=torch.channels_last)
+    runtime = runtime or Runtime()
+    model.to(device, memory_format=runtime.memory_format)
+    # The whole store on the GPU when it fits: each set is then gathered there.
+    data = place(data, device, runtime.data_on_device)
     summary, per_class, pairs = {}, {}, {}
     for name, select in EVALUATION_SETS.items():
         mask = select(index).to_numpy()
         if not mask.any():
             continue
         subset = data.subset(mask)
-        logits, loss = predict(model, subset, device)
+        logits, loss = predict(model, subset, device, runtime=runtime)
         predicted = logits.argmax(1).numpy()
-        actual = subset.labels.numpy()
+        actual = subset.labels.cpu().numpy()
         summary[name] = {
             "accuracy": float((predicted == actual).mean()),
             "loss": loss,

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .architecture import Layer, parse_architecture
+from .files import replacing
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -93,6 +94,39 @@ def build_custom_network(
     body = nn.Sequential(*layers_to_modules(layers, input_size))
     _init_weights(body, init)
     return nn.Sequential(normalize, body)
+
+
+STEM_STRIDES = (1, 2, 4)
+
+
+def build_timm_network(name: str, stem_stride: int = 4, num_classes: int = 10) -> nn.Sequential:
+    """A timm model from random init (`timm.create_model(name, pretrained=False)`), for
+    images in [0, 1] (ImageNet's mean and std, inside the model).
+
+    stem_stride adapts a ResNet-family stem (`conv1`, `maxpool`) to small inputs: 4 keeps
+    the model's own (a stride-2 convolution, then a stride-2 max-pool), 2 drops the
+    max-pool, 1 also the convolution's stride (as CIFAR ResNets). Same weights either way.
+    """
+    import timm
+
+    if not timm.is_model(name):
+        raise ValueError(f"{name!r} is not a timm model (see timm.list_models())")
+    if stem_stride not in STEM_STRIDES:
+        raise ValueError(f"stem_stride is {stem_stride!r}; allowed: 1, 2, 4")
+    net = timm.create_model(name, pretrained=False, num_classes=num_classes)
+    if stem_stride < 4:
+        if not isinstance(getattr(net, "maxpool", None), nn.MaxPool2d):
+            raise ValueError(
+                f"{name!r} has no ResNet stem (conv1, maxpool) to adapt; use stem_stride 4"
+            )
+        net.maxpool = nn.Identity()
+    if stem_stride < 2:
+        first = next(m for m in net.conv1.modules() if isinstance(m, nn.Conv2d))
+        first.stride = (1, 1)
+    normalize = Normalize(
+        torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    )
+    return nn.Sequential(normalize, net)
 
 
 class WeightsError(RuntimeError):
@@ -201,9 +235,8 @@ def new_layer_parameters(model: nn.Sequential) -> list[nn.Parameter]:
 def save_model(path: Path, model: nn.Module, meta: dict) -> None:
     """Save weights with everything needed to rebuild and use the model (atomically)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"meta": meta, "state_dict": model.state_dict()}, tmp)
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        torch.save({"meta": meta, "state_dict": model.state_dict()}, tmp)
 
 
 def load_model(path: Path) -> tuple[nn.Module, dict]:
@@ -218,6 +251,8 @@ def load_model(path: Path) -> tuple[nn.Module, dict]:
             "torch_default",
             meta["network"],
         )
+    elif meta["kind"] == "timm":
+        model = build_timm_network(meta["timm_model"], meta["stem_stride"], len(meta["classes"]))
     else:
         from torchvision.models import googlenet
 

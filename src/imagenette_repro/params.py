@@ -13,6 +13,7 @@ from .classes import NUM_CLASSES
 
 OPTIMIZERS = ("sgdm", "adam")
 INITS = ("glorot", "torch_default", "normal_0.01")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 # Allowed keys per section, with the type each value must have. `None` in a tuple
 # means the key may be null.
@@ -65,7 +66,16 @@ SCHEMA: dict[str, Any] = {
         "translation_px": NUMBER,
         "reflection": bool,
     },
-    "runtime": {"device": str, "num_threads": int},
+    "runtime": {
+        "device": str,
+        "num_threads": int,
+        "processes": int,
+        "channels_last": bool,
+        "precision": str,
+        "compile": bool,
+        "data_on_device": (bool, str),
+        "cudnn_benchmark": bool,
+    },
     "report_rows": dict,
     "report_googlenet_accuracy": NUMBER,
     "assumed_architectures": dict,
@@ -185,6 +195,12 @@ def validate(params: dict) -> dict:
     _choice(params, "optimizer", OPTIMIZERS)
     _choice(params, "googlenet.optimizer", OPTIMIZERS)
     _choice(params, "train.init", INITS)
+    _choice(params, "runtime.precision", PRECISIONS)
+    if params["runtime"]["data_on_device"] not in (True, False, "auto"):
+        raise ParamsError(
+            f"params.yaml: 'runtime.data_on_device' is "
+            f"{params['runtime']['data_on_device']!r}; allowed: auto, true, false"
+        )
     _positive(
         params,
         "learn_rate",
@@ -193,6 +209,7 @@ def validate(params: dict) -> dict:
         "drop_rate_factor",
         "data.input_size",
         "train.batch_size",
+        "runtime.processes",
         "train.max_epochs",
         "train.adam_epsilon",
         "train.scale_min",

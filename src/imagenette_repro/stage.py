@@ -4,25 +4,34 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from dvclive import Live
 
+from . import distributed
 from .architecture import ArchitectureError
 from .classes import ENGLISH, WNIDS
 from .data import DataError, ImageSet, load_store
 from .download import DownloadError
+from .files import WriteError, describe_write_error, replacing
 from .models import WeightsError, save_model
 from .params import ParamsError
-from .training import TrainConfig, fit
+from .training import Runtime, TrainConfig, fit
 
 STORE = Path("data/prepared")
 SPLIT_INDEX = Path("data/split/index.csv")
-EXPECTED_ERRORS = (ParamsError, ArchitectureError, DataError, DownloadError, WeightsError)
+EXPECTED_ERRORS = (
+    ParamsError,
+    ArchitectureError,
+    DataError,
+    DownloadError,
+    WeightsError,
+    WriteError,
+)
 
 
 def run(main: Callable[[], None]) -> None:
@@ -32,15 +41,20 @@ def run(main: Callable[[], None]) -> None:
     except EXPECTED_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except OSError as err:
+        message = describe_write_error(err.filename or "an output", err)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
 
 
 def write_json(path: str | Path, data: dict | list) -> None:
     """Write JSON atomically (temp file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -57,14 +71,38 @@ def fingerprint(*parts: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def setup_torch(params: dict) -> torch.device:
-    """Seed torch, set CPU threads, pick the device from params."""
+def setup_torch(params: dict, training: bool = False) -> torch.device:
+    """Seed torch, set CPU threads, pick the device from params. For a `training` stage
+    with runtime.processes > 1, the stage script is run again under torchrun, and each
+    process joins the process group here (its own GPU on CUDA)."""
     from .training import pick_device
 
+    if training:
+        distributed.relaunch(params["runtime"]["processes"])
     torch.manual_seed(params["seed"])
     if params["runtime"]["num_threads"] > 0:
         torch.set_num_threads(params["runtime"]["num_threads"])
-    return pick_device(params["runtime"]["device"])
+    device = pick_device(params["runtime"]["device"])
+    device = distributed.device_for(distributed.init(device), device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = params["runtime"]["cudnn_benchmark"]
+    return device
+
+
+def runtime_settings(params: dict, device: torch.device) -> Runtime:
+    """runtime.* from params for this device; precision "auto" is bf16 on a CUDA device
+    that has it, else fp32 (on the CPU fp32 measured faster than bf16, see README)."""
+    runtime = params["runtime"]
+    precision = runtime["precision"]
+    if precision == "auto":
+        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        precision = "bf16" if bf16 else "fp32"
+    return Runtime(
+        channels_last=runtime["channels_last"],
+        precision=precision,
+        compile=runtime["compile"],
+        data_on_device=runtime["data_on_device"],
+    )
 
 
 def code_fingerprint() -> str:
@@ -106,13 +144,31 @@ def train_and_save(
     fingerprint_parts: tuple,
     meta: dict,
     new_layer: list[torch.nn.Parameter] | None = None,
+    runtime: Runtime | None = None,
 ) -> None:
     """What both train stages do: fit with dvclive curves and a checkpoint per epoch, then
     save the best weights with everything needed to use them (meta plus common fields)."""
     input_size = train.images.shape[1]
+    world = distributed.launched_world()
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    with Live(live_dir, dvcyaml=False, save_dvc_exp=False) as live:
-        live.log_params({"label": label, "input_size": input_size, "device": str(device)})
+    # Under torchrun every process trains; only the main one writes curves and files.
+    live_context = (
+        Live(live_dir, dvcyaml=False, save_dvc_exp=False) if world.is_main else nullcontext()
+    )
+    with live_context as live:
+        runtime = runtime or Runtime()
+        log_params = live.log_params if live is not None else lambda _: None
+        log_params(
+            {
+                "label": label,
+                "input_size": input_size,
+                "device": str(device),
+                "precision": runtime.precision,
+                "channels_last": runtime.channels_last,
+                "compile": runtime.compile,
+                "processes": world.size,
+            }
+        )
         result = fit(
             model,
             train,
@@ -121,13 +177,19 @@ def train_and_save(
             device,
             live,
             checkpoint,
-            fingerprint(config, *fingerprint_parts, code_fingerprint()),
+            fingerprint(config, *fingerprint_parts, world.size, code_fingerprint()),
             new_layer=new_layer,
             label=label,
+            runtime=runtime,
+            world=world,
         )
-        live.log_metric("best/valid_accuracy", result.best_accuracy, plot=False)
-        live.log_metric("best/epoch", result.best_epoch, plot=False)
-        live.log_metric("epochs_run", result.epochs_run, plot=False)
+        if live is not None:
+            live.log_metric("best/valid_accuracy", result.best_accuracy, plot=False)
+            live.log_metric("best/epoch", result.best_epoch, plot=False)
+            live.log_metric("epochs_run", result.epochs_run, plot=False)
+    distributed.finish(world)
+    if not world.is_main:
+        return
     model.load_state_dict(result.best_state)
     model_path.parent.mkdir(parents=True, exist_ok=True)
     save_model(

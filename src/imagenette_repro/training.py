@@ -13,8 +13,37 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data import ImageSet, augment, batches, to_input
+from .data import ImageSet, augment, batches, place, to_input
+from .distributed import World, claim_free_slot
 from .params import ParamsError
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How the step runs, not what it computes (runtime.* in params.yaml, resolved)."""
+
+    channels_last: bool = True  # NHWC memory layout for activations and weights
+    precision: str = "fp32"  # fp32 | bf16 | fp16: autocast of the forward pass
+    compile: bool = False  # torch.compile the model
+    data_on_device: bool | str = "auto"  # CUDA: the image store on the GPU (see data.place)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def autocast(self, device: torch.device):
+        """The forward pass's autocast context (a no-op for fp32)."""
+        return torch.autocast(
+            device.type,
+            dtype=AUTOCAST_DTYPES.get(self.precision, torch.float32),
+            enabled=self.precision in AUTOCAST_DTYPES,
+        )
+
+    def grad_scaler(self, device: torch.device) -> torch.amp.GradScaler:
+        """fp16 needs loss scaling; for the others the scaler is a pass-through."""
+        return torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
 
 
 @dataclass
@@ -82,16 +111,31 @@ def make_optimizer(groups: list[dict], config: TrainConfig) -> torch.optim.Optim
 
 @torch.inference_mode()
 def predict(
-    model: nn.Module, data: ImageSet, device: torch.device, batch_size: int = 256
+    model: nn.Module,
+    data: ImageSet,
+    device: torch.device,
+    batch_size: int = 256,
+    runtime: Runtime | None = None,
 ) -> tuple[torch.Tensor, float]:
-    """Logits for every image (in order) and the mean cross-entropy loss."""
+    """Logits for every image (in order, on the CPU) and the mean cross-entropy loss.
+    Results stay on the device until the end: no host sync per batch."""
+    runtime = runtime or Runtime()
     model.eval()
-    outputs, loss_sum = [], 0.0
-    for images, labels in batches(data, batch_size, None, drop_last=False):
-        logits = model(to_input(images, device)).float()
-        loss_sum += nn.functional.cross_entropy(logits, labels.to(device), reduction="sum").item()
-        outputs.append(logits.cpu())
-    return torch.cat(outputs), loss_sum / max(len(data), 1)
+    outputs = []
+    # float64 as the Python float it replaces (MPS has no float64)
+    loss_sum = torch.zeros(
+        (), dtype=torch.float32 if device.type == "mps" else torch.float64, device=device
+    )
+    for images, labels in batches(data, batch_size, None, drop_last=False, device=device):
+        x = to_input(images, device, runtime.channels_last)
+        with runtime.autocast(device):
+            logits = model(x).float()
+        labels = labels.to(device, non_blocking=True)
+        loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").to(loss_sum.dtype)
+        outputs.append(logits)
+    if not outputs:
+        return torch.zeros(0, 0), 0.0
+    return torch.cat(outputs).cpu(), loss_sum.item() / max(len(data), 1)
 
 
 def _train_mode(model: nn.Module) -> None:
@@ -102,6 +146,26 @@ def _train_mode(model: nn.Module) -> None:
             p.requires_grad for p in module.parameters()
         ):
             module.eval()
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    runtime: Runtime,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on a batch already on the device; returns the (detached)
+    loss and logits. The same code runs in fit and in bench/benchmark.py."""
+    with runtime.autocast(x.device):
+        logits = model(x)
+        loss = nn.functional.cross_entropy(logits.float(), labels)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach(), logits.detach()
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
@@ -130,6 +194,8 @@ def fit(
     fingerprint: str = "",
     new_layer: list[nn.Parameter] | None = None,
     label: str = "train",
+    runtime: Runtime | None = None,
+    world: World | None = None,
 ) -> FitResult:
     """Train, validating after every epoch; keep the weights of the best validation
     accuracy; stop after `patience` epochs without improvement.
@@ -137,14 +203,30 @@ def fit(
     With `checkpoint`, the whole state (model, optimiser, schedule, early-stopping state,
     RNG) is saved after each epoch, and a checkpoint with the same `fingerprint` (the
     parameters and data it was made with) is resumed; the data order and augmentation of
-    epoch e come from generators seeded with (seed, e), so a resumed run repeats exactly.
+    epoch e come from generators seeded with (seed, e), so a resumed run repeats exactly
+    (bit for bit on the CPU in fp32).
+
+    `runtime` says how the step runs (memory layout, autocast, torch.compile, where the
+    images are held); it changes speed, not what is computed (beyond rounding).
+
+    Under torchrun (`world`, see distributed.py) each rank trains on its share of every
+    global batch through DistributedDataParallel; only the main rank logs and saves.
     """
-    model.to(device, memory_format=torch.channels_last)
+    runtime = runtime or Runtime()
+    world = world or World()
+    if config.batch_size % world.size:
+        raise ParamsError(
+            f"{label}: batch size {config.batch_size} does not split evenly over "
+            f"{world.size} processes (runtime.processes)"
+        )
+    if world.distributed and device.type == "cuda":  # global batch statistics, as 1 GPU
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(device, memory_format=runtime.memory_format)
     optimizer = make_optimizer(parameter_groups(model, config, new_layer), config)
     scheduler = torch.optim.lr_scheduler.StepLR(
         optimizer, config.drop_period, config.drop_rate_factor
     )
-    loss_fn = nn.CrossEntropyLoss()
+    scaler = runtime.grad_scaler(device)
     state = {
         "epoch": 0,
         "best_accuracy": -1.0,
@@ -163,6 +245,8 @@ def fit(
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
+            if saved.get("scaler"):
+                scaler.load_state_dict(saved["scaler"])
             torch.set_rng_state(saved["torch_rng"])
             if saved.get("cuda_rng") and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(saved["cuda_rng"])
@@ -188,6 +272,13 @@ def fit(
             f"{label}: batch size {config.batch_size} is larger than the "
             f"{len(train)} training images"
         )
+    if runtime.compile:
+        model.compile()  # in place: state_dict keys stay those of the plain model
+    net = world.wrap(model, device)  # what the step trains: DDP around the model if needed
+    # Batches are gathered where `place` puts the images; accuracy is counted on the host.
+    valid_labels = valid.labels
+    train = place(train, device, runtime.data_on_device)
+    valid = place(valid, device, runtime.data_on_device)
     start, first_epoch = time.monotonic(), state["epoch"] + 1
     while not state["finished"] and state["epoch"] < config.max_epochs:
         epoch = state["epoch"] + 1
@@ -197,23 +288,20 @@ def fit(
         epoch_start, loss_sum, correct, seen = time.monotonic(), 0.0, 0, 0
         last_print = epoch_start
         for step, (images, labels) in enumerate(
-            batches(train, config.batch_size, order, drop_last=True), 1
+            batches(train, config.batch_size, order, drop_last=True, device=device), 1
         ):
-            x = to_input(images, device)
+            x = to_input(images, device, runtime.channels_last)
             if config.augmentation:
                 x = augment(x, warp, config.scale, config.translation, config.reflection)
             labels = labels.to(device, non_blocking=True)
-            logits = model(x)
-            loss = loss_fn(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            x, labels = world.shard(x), world.shard(labels)  # the whole batch if 1 process
+            loss, logits = train_step(net, optimizer, scaler, x, labels, runtime)
             # Running sums stay on the device: no host sync in the step.
-            loss_sum += loss.detach() * len(labels)
+            loss_sum += loss * len(labels)
             correct += (logits.argmax(1) == labels).sum()
             seen += len(labels)
             now = time.monotonic()
-            if now - last_print >= 10 or step == steps_per_epoch:
+            if world.is_main and (now - last_print >= 10 or step == steps_per_epoch):
                 last_print = now
                 rate = seen / (now - epoch_start)
                 left = (steps_per_epoch - step) * config.batch_size / rate
@@ -225,15 +313,17 @@ def fit(
                     flush=True,
                 )
         train_seconds = time.monotonic() - epoch_start
+        loss_total, correct, seen = world.totals(loss_sum, correct, seen)
+        world.sync_buffers(model)
         # The base rate (the new layer's groups run at a multiple of it).
         learn_rate = min(group["lr"] for group in optimizer.param_groups)
         scheduler.step()
-        logits, valid_loss = predict(model, valid, device)
-        valid_accuracy = (logits.argmax(1) == valid.labels).float().mean().item()
+        logits, valid_loss = predict(model, valid, device, runtime=runtime)
+        valid_accuracy = (logits.argmax(1) == valid_labels).float().mean().item()
         record = {
             "epoch": epoch,
-            "train/loss": float(loss_sum) / seen,
-            "train/accuracy": int(correct) / seen,
+            "train/loss": loss_total / seen,
+            "train/accuracy": correct / seen,
             "valid/loss": valid_loss,
             "valid/accuracy": valid_accuracy,
             "learn_rate": learn_rate,
@@ -257,7 +347,8 @@ def fit(
         seconds_per_epoch = (time.monotonic() - start) / (epoch - first_epoch + 1)
         time_left = seconds_per_epoch * (config.max_epochs - epoch)
         runs_left = "" if state["finished"] else f" | at most {time_left:.0f} s left"
-        print(
+        print_main = print if world.is_main else lambda *args, **kwargs: None
+        print_main(
             f"{label} epoch {epoch}: train loss {record['train/loss']:.4f} acc "
             f"{record['train/accuracy']:.4f} | valid loss {valid_loss:.4f} acc "
             f"{valid_accuracy:.4f} | lr {learn_rate:.3g} | {seen / train_seconds:.1f} img/s | "
@@ -265,13 +356,14 @@ def fit(
             file=sys.stderr,
             flush=True,
         )
-        if checkpoint is not None:
+        if checkpoint is not None and world.is_main:
             _save_atomic(
                 {
                     "fingerprint": fingerprint,
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                     "torch_rng": torch.get_rng_state(),
                     "cuda_rng": torch.cuda.get_rng_state_all()
                     if torch.cuda.is_available()
@@ -294,9 +386,15 @@ def fit(
 
 
 def pick_device(name: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu."""
+    """'auto' -> cuda when available (with several GPUs, one no other run of this
+    project holds, see distributed.claim_free_slot), else cpu."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        count = torch.cuda.device_count()
+        if count > 1 and "WORLD_SIZE" not in os.environ:  # torchrun: one GPU per rank
+            return torch.device("cuda", claim_free_slot(count))
+        return torch.device("cuda")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ParamsError(

@@ -1,0 +1,645 @@
+"""The fault matrix: every bad input, fault and interruption the pipeline promises to handle,
+each run for real on tiny data, with what was expected and what happened.
+
+    python -m imagenette_repro.faults [--only SUBSTRING] [--light] [--out metrics/fault_matrix]
+
+Each light case runs one stage script (as `dvc repro` would) in a scratch folder; the heavy
+cases (interruption, determinism) run real `dvc repro` in a scratch git repository. Disk-full
+and read-only cases mount a small tmpfs in a private mount namespace (`unshare -rm`)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from .classes import WNIDS
+from .files import replacing
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "sample" / "imagenette2-sample.tgz"
+SIZE = 32  # pixels of the tiny images and of the array store
+TRAIN_PER_CLASS, VAL_PER_CLASS = 5, 2
+
+
+@dataclass
+class Outcome:
+    passed: bool
+    observed: str
+
+
+@dataclass
+class Case:
+    name: str
+    group: str
+    expected: str
+    check: Callable[[Path], Outcome]
+    heavy: bool = False
+
+
+@dataclass
+class StageRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    left: list[str]  # what is left in the watched folder afterwards
+
+    @property
+    def error(self) -> str:
+        lines = [line for line in self.stderr.splitlines() if line.startswith("error:")]
+        return lines[0] if lines else (self.stderr.strip().splitlines() or ["(no message)"])[-1]
+
+
+# --- tiny data --------------------------------------------------------------------------
+
+
+def write_image(path: Path, seed: int, mode: str = "RGB", fmt: str = "JPEG") -> None:
+    rng = np.random.default_rng(seed)
+    shape = (SIZE, SIZE, 3) if mode == "RGB" else (SIZE, SIZE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(path, fmt)
+
+
+def make_tree(root: Path, skip: tuple[str, ...] = ()) -> Path:
+    """An Imagenette-shaped folder of real JPEGs: root/{train,val}/<wnid>/*.JPEG."""
+    seed = 0
+    for split, count in (("train", TRAIN_PER_CLASS), ("val", VAL_PER_CLASS)):
+        for wnid in WNIDS:
+            if wnid in skip:
+                continue
+            for i in range(count):
+                seed += 1
+                write_image(root / split / wnid / f"{wnid}_{i}.JPEG", seed)
+    return root
+
+
+def make_archive(path: Path, tree: Path, extra: tuple[tarfile.TarInfo, ...] = ()) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(tree, arcname="imagenette2-tiny")
+        for info in extra:
+            tar.addfile(info, io.BytesIO(b"x" * info.size) if info.isfile() else None)
+    return path
+
+
+def member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size = kind, link, 1 if kind == tarfile.REGTYPE else 0
+    return info
+
+
+def tiny_params(work: Path, **changes: object) -> dict:
+    """The repository's params with tiny data settings; dotted keys in `changes`."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"].update(input_size=SIZE, md5=None, archive=str(work / "tiny.tgz"))
+    params["train"].update(batch_size=10, max_epochs=1)
+    params["googlenet"].update(weights="none", batch_size=10, max_epochs=1)
+    for dotted, value in changes.items():
+        *parents, key = dotted.split(".")
+        node = params
+        for parent in parents:
+            node = node[parent]
+        if value is _DELETE:
+            del node[key]
+        else:
+            node[key] = value
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
+_DELETE = object()
+
+
+def run_stage(
+    work: Path, stage: str, watch: str, mount: str | None = None, fsize: int | None = None
+) -> StageRun:
+    """Run stages/<stage>.py in `work`; `mount` (tmpfs options) is mounted on `watch`
+    first, in a private mount namespace; `fsize` caps the size of any file written."""
+    (work / watch).mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(REPO / "stages" / f"{stage}.py")]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    if mount:
+        script = (
+            f'mount -t tmpfs -o {mount} tmpfs {watch} || exit 99; "$@"; rc=$?; '
+            f'echo "LEFT:$(ls -A {watch} | tr "\\n" " ")"; exit $rc'
+        )
+        command = ["unshare", "-rm", "sh", "-c", script, "sh", *command]
+
+    def limit() -> None:
+        if fsize is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+
+    result = subprocess.run(
+        command, cwd=work, env=env, capture_output=True, text=True, timeout=600, preexec_fn=limit
+    )
+    if mount and result.returncode == 99:
+        raise RuntimeError(f"cannot mount a tmpfs with unshare -rm: {result.stderr.strip()}")
+    stdout, left = result.stdout, []
+    if mount:
+        stdout, _, listing = stdout.rpartition("LEFT:")
+        left = listing.split()
+    elif (work / watch).is_dir():
+        left = sorted(p.name for p in (work / watch).iterdir())
+    return StageRun(result.returncode, stdout, result.stderr, left)
+
+
+def expect_refusal(run: StageRun, *mentions: str, left_ok: tuple[str, ...] = ()) -> Outcome:
+    """Exit code 2, one `error:` line naming every one of `mentions`, nothing left behind."""
+    missing = [m for m in mentions if m.lower() not in run.stderr.lower()]
+    left = [name for name in run.left if name not in left_ok]
+    traceback = "Traceback" in run.stderr
+    observed = f"exit {run.returncode}: {_short(run.error)}"
+    if left:
+        observed += f"; left behind: {', '.join(left)}"
+    if missing:
+        observed += f"; message lacks {missing}"
+    passed = run.returncode == 2 and not missing and not left and not traceback
+    return Outcome(passed, observed)
+
+
+def _short(text: str, width: int = 150) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+# --- archives ---------------------------------------------------------------------------
+
+
+def archive_case(build: Callable[[Path], Path], *mentions: str, md5: str | None = None):
+    def check(work: Path) -> Outcome:
+        archive = build(work)
+        tiny_params(work, **{"data.archive": str(archive), "data.md5": md5})
+        run = run_stage(work, "download", "data/raw")
+        outcome = expect_refusal(run, archive.name, *mentions)
+        escaped = work / "escape.txt"
+        if escaped.exists():
+            return Outcome(False, outcome.observed + "; a member escaped to " + str(escaped))
+        return outcome
+
+    return check
+
+
+def good_archive(work: Path, skip: tuple[str, ...] = ()) -> Path:
+    return make_archive(work / "tiny.tgz", make_tree(work / "tree", skip))
+
+
+def truncated(work: Path) -> Path:
+    archive = good_archive(work)
+    cut = work / "cut.tgz"
+    cut.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    return cut
+
+
+def not_a_tar(work: Path) -> Path:
+    path = work / "junk.tgz"
+    path.write_bytes(np.random.default_rng(0).bytes(5000))
+    return path
+
+
+def with_members(*extra: tarfile.TarInfo) -> Callable[[Path], Path]:
+    return lambda work: make_archive(work / "tiny.tgz", make_tree(work / "tree"), extra)
+
+
+def without_split(split: str) -> Callable[[Path], Path]:
+    def build(work: Path) -> Path:
+        tree = make_tree(work / "tree")
+        shutil.rmtree(tree / split)
+        return make_archive(work / "tiny.tgz", tree)
+
+    return build
+
+
+def empty_class(work: Path) -> Path:
+    tree = make_tree(work / "tree")
+    for image in (tree / "train" / WNIDS[3]).iterdir():
+        image.unlink()
+    return make_archive(work / "tiny.tgz", tree)
+
+
+def unknown_class(work: Path) -> Path:
+    tree = make_tree(work / "tree")
+    for split in ("train", "val"):
+        write_image(tree / split / "n99999999" / "x.JPEG", 7)
+    return make_archive(work / "tiny.tgz", tree)
+
+
+# --- images -----------------------------------------------------------------------------
+
+FLAT = (200, 40, 90)  # a flat colour survives JPEG and resizing within a few levels
+
+
+def flat_image(path: Path, mode: str, fmt: str) -> tuple[int, int, int]:
+    """Write a flat image of FLAT in `mode`/`fmt` at `path`; return the RGB it shows."""
+    rgb = Image.new("RGB", (SIZE, SIZE), FLAT)
+    if mode == "I;16":
+        level = 40000  # 16-bit grey: 40000 / 257 = 155.6 in 8 bits
+        Image.fromarray(np.full((SIZE, SIZE), level, np.uint16)).save(path, fmt)
+        return (156, 156, 156)
+    if mode == "L":
+        grey = rgb.convert("L")
+        grey.save(path, fmt)
+        return (grey.getpixel((0, 0)),) * 3
+    rgb.convert(mode).save(path, fmt)
+    return FLAT
+
+
+def prepared_pixel(work: Path, name: str) -> tuple[int, ...] | None:
+    import pandas as pd
+
+    index = pd.read_csv(work / "data" / "prepared" / "index.csv")
+    rows = index.index[index["path"].str.endswith(name)]
+    if len(rows) != 1:
+        return None
+    store = np.load(work / "data" / "prepared" / "images.npy", mmap_mode="r")
+    return tuple(int(v) for v in store[rows[0]].reshape(-1, 3).mean(0).round())
+
+
+def decodes_case(mode: str, fmt: str) -> Callable[[Path], Outcome]:
+    """An image in `mode`/`fmt` saved under a .JPEG name decodes to the colour it shows."""
+
+    def check(work: Path) -> Outcome:
+        tree = make_tree(work / "data" / "raw" / "imagenette")
+        path = tree / "train" / WNIDS[0] / f"{WNIDS[0]}_odd.JPEG"
+        expected = flat_image(path, mode, fmt)
+        tiny_params(work)
+        run = run_stage(work, "prepare", "data/prepared")
+        if run.returncode != 0:
+            return Outcome(False, f"exit {run.returncode}: {_short(run.error)}")
+        pixel = prepared_pixel(work, path.name)
+        close = pixel is not None and all(
+            abs(a - b) <= 6 for a, b in zip(pixel, expected, strict=True)
+        )
+        return Outcome(close, f"exit 0, decoded as RGB {pixel} (source shows {expected})")
+
+    return check
+
+
+def bad_images(work: Path) -> tuple[Path, list[Path]]:
+    tree = make_tree(work / "data" / "raw" / "imagenette")
+    corrupt = tree / "train" / WNIDS[1] / f"{WNIDS[1]}_corrupt.JPEG"
+    good = tree / "train" / WNIDS[1] / f"{WNIDS[1]}_0.JPEG"
+    corrupt.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    empty = tree / "val" / WNIDS[2] / f"{WNIDS[2]}_empty.JPEG"
+    empty.write_bytes(b"")
+    return tree, [corrupt, empty]
+
+
+def bad_images_stop(work: Path) -> Outcome:
+    _, bad = bad_images(work)
+    tiny_params(work)
+    run = run_stage(work, "prepare", "data/prepared")
+    return expect_refusal(run, *(path.name for path in bad))
+
+
+def bad_images_skipped(work: Path) -> Outcome:
+    tree, bad = bad_images(work)
+    tiny_params(work, **{"data.skip_bad_images": True})
+    run = run_stage(work, "prepare", "data/prepared")
+    if run.returncode != 0:
+        return Outcome(False, f"exit {run.returncode}: {_short(run.error)}")
+    summary = json.loads((work / "data" / "prepared" / "summary.json").read_text())
+    total = sum(1 for p in tree.rglob("*.JPEG"))
+    passed = summary["skipped_bad_images"] == len(bad) and summary["images"] == total - len(bad)
+    return Outcome(
+        passed,
+        f"exit 0, skipped_bad_images={summary['skipped_bad_images']}, "
+        f"{summary['images']} of {total} images kept",
+    )
+
+
+# --- parameters -------------------------------------------------------------------------
+
+
+def params_case(changes: dict, *mentions: str) -> Callable[[Path], Outcome]:
+    def check(work: Path) -> Outcome:
+        good_archive(work)
+        tiny_params(work, **changes)
+        run = run_stage(work, "download", "data")
+        return expect_refusal(run, *mentions)
+
+    return check
+
+
+# --- resources --------------------------------------------------------------------------
+
+
+def disk_full_extracting(work: Path) -> Outcome:
+    good_archive(work)
+    tiny_params(work)
+    run = run_stage(work, "download", "data/raw", mount="size=32k")
+    return expect_refusal(run, "tiny.tgz", "no space left")
+
+
+def prepared_tree(work: Path) -> None:
+    make_tree(work / "data" / "raw" / "imagenette")
+    tiny_params(work)
+
+
+def disk_full_store(work: Path) -> Outcome:
+    prepared_tree(work)
+    run = run_stage(work, "prepare", "data/prepared", mount="size=64k")
+    return expect_refusal(run, "images.npy", "free")
+
+
+def file_limit_store(work: Path) -> Outcome:
+    prepared_tree(work)
+    run = run_stage(work, "prepare", "data/prepared", fsize=64 * 1024)
+    return expect_refusal(run, "images.npy", "file size limit")
+
+
+def read_only_output(work: Path) -> Outcome:
+    prepared_tree(work)
+    run = run_stage(work, "prepare", "data/prepared", mount="ro,size=1m")
+    return expect_refusal(run, "data/prepared", "cannot write")
+
+
+# --- interruption and determinism (real dvc in a scratch git repository) ---------------
+
+
+def dvc_project(work: Path, **changes: object) -> tuple[Path, dict]:
+    """This repository's tracked files in a new git repo, set to the embedded sample at
+    32 px and a few epochs; returns the folder and the environment to run dvc in."""
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    repo = work / "project"
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, repo / name)
+    md5 = (REPO / "sample" / "imagenette2-sample.md5").read_text().split()[0]
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"].update(archive=str(SAMPLE), md5=md5, input_size=32)
+    params["train"].update(batch_size=20, max_epochs=2)
+    params["googlenet"].update(weights="none", batch_size=20, max_epochs=1)
+    for dotted, value in changes.items():
+        section, key = dotted.split(".")
+        params[section][key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(repo / "src"),
+        "DVC_STUDIO_OFFLINE": "true",
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "faults",
+        "GIT_AUTHOR_EMAIL": "faults@example.invalid",
+        "GIT_COMMITTER_NAME": "faults",
+        "GIT_COMMITTER_EMAIL": "faults@example.invalid",
+    }
+    for command in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"]):
+        subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True)
+    subprocess.run(["git", "commit", "-qm", "tiny"], cwd=repo, env=env, check=True)
+    return repo, env
+
+
+def dvc(repo: Path, env: dict, *args: str) -> str:
+    result = subprocess.run(
+        ["dvc", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=900
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"dvc {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+    return result.stdout + result.stderr
+
+
+def sigkill_resume(work: Path) -> Outcome:
+    """SIGKILL `dvc repro` mid-training; `dvc repro` again resumes from the checkpoint and
+    ends with the very tensors of an uninterrupted run."""
+    import torch
+
+    epochs = 5
+    repo, env = dvc_project(work, **{"train.batch_size": 10, "train.max_epochs": epochs})
+    checkpoint = repo / "data" / "checkpoints" / "train_custom.pt"
+    repro = subprocess.Popen(
+        ["dvc", "repro", "train_custom"],
+        cwd=repo,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 600
+    while not checkpoint.exists() and repro.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(repro.pid, signal.SIGKILL)  # dvc and the stage's python, mid-training
+    repro.wait()
+    if not checkpoint.exists():
+        return Outcome(False, "training ended before it could be killed; no checkpoint")
+    killed_at = torch.load(checkpoint, weights_only=False)["state"]["epoch"]
+    output = dvc(repo, env, "repro", "train_custom")
+    resumed_message = f"resuming from data/checkpoints/train_custom.pt after epoch {killed_at}"
+    resumed = torch.load(repo / "data" / "models" / "custom.pt", weights_only=False)
+    checkpoint.unlink()
+    dvc(repo, env, "repro", "-f", "-s", "train_custom")  # the same run, never interrupted
+    fresh = torch.load(repo / "data" / "models" / "custom.pt", weights_only=False)
+    same = fresh["state_dict"].keys() == resumed["state_dict"].keys() and all(
+        torch.equal(value, resumed["state_dict"][key]) for key, value in fresh["state_dict"].items()
+    )
+    passed = resumed_message in output and same and 1 <= killed_at < epochs
+    return Outcome(
+        passed,
+        f"killed after epoch {killed_at} of {epochs}; resumed: {resumed_message in output}; "
+        f"final weights {'identical to' if same else 'DIFFERENT from'} an uninterrupted run",
+    )
+
+
+def other_params_checkpoint(work: Path) -> Outcome:
+    """A checkpoint left by a run with other params is not resumed."""
+    repo, env = dvc_project(work, **{"train.max_epochs": 2})
+    dvc(repo, env, "repro", "train_custom")
+    checkpoint = repo / "data" / "checkpoints" / "train_custom.pt"
+    import torch
+
+    state = torch.load(checkpoint, weights_only=False)
+    state["state"]["finished"] = False  # pretend it was interrupted
+    torch.save(state, checkpoint)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["learn_rate"] = params["learn_rate"] * 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    output = dvc(repo, env, "repro", "train_custom")
+    resumed = "resuming from" in output
+    return Outcome(not resumed, "resumed it" if resumed else "started afresh (not resumed)")
+
+
+METRICS = ("metrics/evaluation.json", "metrics/per_class.json")
+SPLIT = "data/split/index.csv"
+
+
+def seeds(work: Path) -> Outcome:
+    """`dvc repro -f` with the same seed gives byte-identical metrics; another seed gives
+    another split and other metrics."""
+    repo, env = dvc_project(work)
+    dvc(repo, env, "repro", "evaluate")
+    first = {name: (repo / name).read_bytes() for name in (*METRICS, SPLIT)}
+    dvc(repo, env, "repro", "-f", "evaluate")  # every stage again, from the download on
+    differ = [name for name in first if (repo / name).read_bytes() != first[name]]
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["seed"] += 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    dvc(repo, env, "repro", "evaluate")
+    new_split = (repo / SPLIT).read_bytes() != first[SPLIT]
+    new_metrics = (repo / METRICS[0]).read_bytes() != first[METRICS[0]]
+    same = "byte-identical" if not differ else f"DIFFERENT ({', '.join(differ)})"
+    return Outcome(
+        not differ and new_split and new_metrics,
+        f"same seed: metrics and split {same}; seed + 1: split "
+        f"{'differs' if new_split else 'SAME'}, metrics {'differ' if new_metrics else 'SAME'}",
+    )
+
+
+# --- the matrix -------------------------------------------------------------------------
+
+
+def refused(what: str, where: str) -> str:
+    return f"exit 2, one line naming {what}; nothing left in {where}"
+
+
+RAW, PREPARED = "data/raw", "data/prepared"
+SYMLINK = member("imagenette2-tiny/ln", tarfile.SYMTYPE, "/etc/passwd")
+ESCAPE = member("imagenette2-tiny/../../escape.txt")
+
+CASES = [
+    Case("archive truncated", "archive", refused("the archive, 'truncated'", RAW),
+         archive_case(truncated, "truncated")),
+    Case("archive wrong md5", "archive", refused("the archive, 'md5'", RAW),
+         archive_case(good_archive, "md5", md5="0" * 32)),
+    Case("archive not a tar", "archive", refused("the file, 'not a tar'", RAW),
+         archive_case(not_a_tar, "not a tar")),
+    Case("archive member escapes", "archive", refused("the member, '..'", RAW),
+         archive_case(with_members(ESCAPE), "escape.txt", "'..'")),
+    Case("archive symlink member", "archive", refused("the member, 'link'", RAW),
+         archive_case(with_members(SYMLINK), "link")),
+    Case("archive without train/", "archive", refused("the archive, 'train/'", RAW),
+         archive_case(without_split("train"), "train/")),
+    Case("archive without val/", "archive", refused("the archive, 'val/'", RAW),
+         archive_case(without_split("val"), "val/")),
+    Case("archive class folder missing", "archive", refused("the class, 'missing'", RAW),
+         archive_case(lambda work: good_archive(work, skip=(WNIDS[5],)), WNIDS[5], "missing")),
+    Case("archive class folder empty", "archive", refused("the class, 'no images'", RAW),
+         archive_case(empty_class, WNIDS[3], "no images")),
+    Case("archive unknown class folder", "archive", refused("the folder, 'unknown'", RAW),
+         archive_case(unknown_class, "n99999999", "unknown")),
+    Case("corrupt and zero-byte JPEGs", "images", refused("every bad file", PREPARED),
+         bad_images_stop),
+    Case("bad images with data.skip_bad_images", "images",
+         "exit 0, both skipped, skipped_bad_images = 2 in the metrics", bad_images_skipped),
+    Case("PNG named .JPEG", "images", "decoded to its colour", decodes_case("RGB", "PNG")),
+    Case("CMYK JPEG", "images", "decoded to its colour", decodes_case("CMYK", "JPEG")),
+    Case("16-bit grey PNG named .JPEG", "images", "decoded, scaled to 8 bits",
+         decodes_case("I;16", "PNG")),
+    Case("grayscale JPEG", "images", "decoded to grey RGB", decodes_case("L", "JPEG")),
+    Case("RGBA PNG named .JPEG", "images", "decoded to its colour", decodes_case("RGBA", "PNG")),
+    Case("params: typo in a key", "params", refused("the key", "data"),
+         params_case({"learn_rte": 0.01}, "learn_rte")),
+    Case("params: missing key", "params", refused("the key", "data"),
+         params_case({"patience": _DELETE}, "patience")),
+    Case("params: wrong type", "params", refused("the key and type", "data"),
+         params_case({"learn_rate": "fast"}, "learn_rate")),
+    Case("params: out of range", "params", refused("the key and range", "data"),
+         params_case({"data.val_fraction": 1.5}, "data.val_fraction")),
+    Case("params: value not allowed", "params", refused("the key and choices", "data"),
+         params_case({"optimizer": "rmsprop"}, "optimizer", "sgdm")),
+    Case("params: layers too deep for input size", "params",
+         refused("the network and input size", "data"),
+         params_case({"data.input_size": 8}, "network_84_8153", "input size 8")),
+    Case("disk full while extracting", "resources", refused("the archive, 'no space'", RAW),
+         disk_full_extracting),
+    Case("disk too small for the array store", "resources",
+         refused("images.npy and the free space", PREPARED), disk_full_store),
+    Case("file size limit hit writing the store", "resources",
+         refused("images.npy, 'file size limit'", PREPARED), file_limit_store),
+    Case("read-only output folder", "resources", refused("the folder, 'cannot write'", PREPARED),
+         read_only_output),
+    Case("SIGKILL mid-training, dvc repro again", "interruption",
+         "resumes after the last epoch; final weights identical to an uninterrupted run",
+         sigkill_resume, heavy=True),
+    Case("checkpoint from other params", "interruption", "not resumed; training starts afresh",
+         other_params_checkpoint, heavy=True),
+    Case("same seed twice, then seed + 1", "determinism",
+         "same seed: byte-identical metrics; other seed: other split and metrics", seeds,
+         heavy=True),
+]  # fmt: skip
+
+
+def run_case(case: Case) -> Outcome:
+    with tempfile.TemporaryDirectory(prefix="fault-") as folder:
+        try:
+            outcome = case.check(Path(folder))
+        except Exception as err:  # a crash of the harness is a failed case, with its reason
+            outcome = Outcome(False, f"harness error: {_short(str(err), 300)}")
+    return Outcome(outcome.passed, outcome.observed.replace(folder, "<scratch>"))
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| case | group | expected | observed | pass |", "|---|---|---|---|---|"]
+    for row in rows:
+        cells = [row["case"], row["group"], row["expected"], row["observed"], row["pass"]]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", help="run the cases whose name contains this")
+    parser.add_argument("--light", action="store_true", help="skip the dvc (heavy) cases")
+    parser.add_argument("--out", type=Path, help="write OUT.json and OUT.md")
+    args = parser.parse_args(argv)
+    cases = [
+        case
+        for case in CASES
+        if (not args.only or args.only.lower() in case.name.lower())
+        and not (args.light and case.heavy)
+    ]
+    rows, start = [], time.monotonic()
+    for number, case in enumerate(cases, 1):
+        began = time.monotonic()
+        outcome = run_case(case)
+        rows.append(
+            {
+                "case": case.name,
+                "group": case.group,
+                "expected": case.expected,
+                "observed": outcome.observed,
+                "pass": "yes" if outcome.passed else "NO",
+                "seconds": round(time.monotonic() - began, 1),
+            }
+        )
+        print(
+            f"[{number}/{len(cases)}] {'pass' if outcome.passed else 'FAIL'} {case.name}: "
+            f"{outcome.observed} ({rows[-1]['seconds']} s)",
+            flush=True,
+        )
+    table = markdown(rows)
+    failed = sum(row["pass"] != "yes" for row in rows)
+    print("\n" + table + f"\n{len(rows) - failed} of {len(rows)} cases pass "
+          f"({time.monotonic() - start:.0f} s)")  # fmt: skip
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with replacing(args.out.with_suffix(".json")) as tmp:
+            tmp.write_text(json.dumps(rows, indent=2) + "\n")
+        with replacing(args.out.with_suffix(".md")) as tmp:
+            tmp.write_text(table)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""export: TorchScript and ONNX files that give the trained models' outputs, any batch size."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+
+from imagenette_repro.data import decode_image, to_input
+from imagenette_repro.export import ExportError, compare, export_model, run_torchscript, verify
+from imagenette_repro.models import load_model
+
+from .conftest import ROOT, write_jpeg
+from .test_predict import save_tiny_custom, save_tiny_googlenet
+
+
+def run_export_stage(workdir, monkeypatch, capsys) -> tuple[int, str]:
+    """stages/export.py as DVC runs it (as __main__, in the workspace), in this process:
+    its exit code and stderr."""
+    monkeypatch.chdir(workdir)
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "stages" / "export.py")])
+    try:
+        runpy.run_path(str(ROOT / "stages" / "export.py"), run_name="__main__")
+        code = 0
+    except SystemExit as exit_info:
+        code = exit_info.code
+    return code, capsys.readouterr().err
+
+
+def decoded_batch(folder, batch: int, size: int) -> torch.Tensor:
+    """Real JPEGs decoded as the prepare stage decodes them, as the models take them."""
+    arrays = []
+    for seed in range(batch):
+        write_jpeg(folder / f"{batch}-{seed}.jpg", 10 * batch + seed, size=47)
+        arrays.append(decode_image(folder / f"{batch}-{seed}.jpg", size))
+    return to_input(torch.from_numpy(np.stack(arrays)), torch.device("cpu"))
+
+
+@pytest.mark.filterwarnings("ignore:.*torch.jit.load.* is deprecated:FutureWarning")
+def test_stage_writes_both_models_whose_exports_give_the_same_outputs(
+    tmp_path, monkeypatch, capsys
+):
+    models = tmp_path / "data" / "models"
+    models.mkdir(parents=True)
+    save_tiny_custom(models / "custom.pt")
+    save_tiny_googlenet(models / "googlenet.pt")
+    code, err = run_export_stage(tmp_path, monkeypatch, capsys)
+    assert code == 0, err
+    for name in ("custom", "googlenet"):
+        out = tmp_path / "data" / "exported" / name
+        assert sorted(p.name for p in out.iterdir()) == [
+            f"{name}.onnx",
+            f"{name}.torchscript.pt",
+            "manifest.json",
+        ]
+        model, meta = load_model(models / f"{name}.pt")
+        info = json.loads((out / "manifest.json").read_text())
+        assert info["model"] == name and info["source"] == f"data/models/{name}.pt"
+        assert info["input"]["shape"] == ["batch", 3, 32, 32]
+        assert info["classes"][0] == {
+            "label": 0,
+            "id": "n01440764",
+            "english": "tench",
+            "polish": "ryba",
+        }
+        assert info["onnx"]["exporter"] == "dynamo" and "fallback_reason" not in info["onnx"]
+        extra = {"meta.json": ""}
+        scripted = torch.jit.load(str(out / f"{name}.torchscript.pt"), _extra_files=extra)
+        assert json.loads(extra["meta.json"])["classes"] == info["classes"]
+        session = onnxruntime.InferenceSession(str(out / f"{name}.onnx"))
+        assert isinstance(session.get_inputs()[0].shape[0], str)  # a symbolic batch size
+        onnx_meta = json.loads(session.get_modelmeta().custom_metadata_map["imagenette"])
+        assert onnx_meta["classes"] == info["classes"]
+        for batch in (1, 3):
+            images = decoded_batch(tmp_path / "images", batch, 32)
+            # (Unoptimised TorchScript: the optimising executor's first runs take seconds.)
+            with torch.inference_mode(), torch.jit.optimized_execution(False):
+                expected = model(images).softmax(1)
+                from_script = scripted(images).softmax(1)
+            (logits,) = session.run(["logits"], {"images": images.numpy()})
+            from_onnx = torch.from_numpy(logits).softmax(1)
+            for got in (from_script, from_onnx):
+                assert got.shape == (batch, 10)
+                assert torch.allclose(got, expected, atol=1e-5, rtol=0)
+                assert torch.equal(got.argmax(1), expected.argmax(1))
+            assert expected.max(1).values.min() > expected.median(1).values.max()  # not ties
+
+
+@pytest.mark.parametrize("present", [[], ["custom.pt"]])
+def test_stage_refuses_a_missing_model_with_one_line_naming_it(
+    tmp_path, monkeypatch, capsys, present
+):
+    (tmp_path / "data" / "models").mkdir(parents=True)
+    for name in present:
+        save_tiny_custom(tmp_path / "data" / "models" / name)
+    code, err = run_export_stage(tmp_path, monkeypatch, capsys)
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "data/models/googlenet.pt: missing (made by stage finetune_googlenet" in err
+    assert ("data/models/custom.pt: missing" in err) == (not present)
+    assert not (tmp_path / "data" / "exported").exists()
+
+
+def test_legacy_exporter_and_a_file_that_does_not_match_is_caught(tmp_path):
+    model, meta = load_model(save_tiny_custom(tmp_path / "custom.pt", seed=0))
+    result = export_model(model, meta, tmp_path / "out", "custom", exporter="legacy")
+    assert result["onnx"]["exporter"] == "legacy"
+    assert result["onnx"]["max_probability_difference"] < 1e-5
+    other, _ = load_model(save_tiny_custom(tmp_path / "other.pt", seed=1))
+    with pytest.raises(ExportError, match="custom.torchscript.pt: does not match the original"):
+        verify(other, meta, tmp_path / "out" / "custom.torchscript.pt", run_torchscript)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "custom.onnx",
+        "custom.torchscript.pt",
+    ]
+
+
+def test_compare_allows_ties_and_rounding_but_not_another_class():
+    ties = torch.zeros(2, 10)
+    assert compare(ties, ties + torch.randn(2, 10) * 1e-7) is None  # any of ten equal ones
+    clear = torch.eye(10)[:2] * 5
+    assert compare(clear, clear + 1e-6) is None
+    # Probabilities within 0.04, but the top class is another by more than that.
+    expected = torch.tensor([[0.40, 0.35, 0.25]]).log()
+    assert "top class differs" in compare(expected, torch.tensor([[0.37, 0.38, 0.25]]).log(), 0.04)
+    assert compare(expected, torch.tensor([[0.39, 0.36, 0.25]]).log(), 0.04) is None
+    assert "probabilities differ" in compare(clear, clear.flip(0))
+    assert "output shape" in compare(clear, clear[:1])
