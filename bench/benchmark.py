@@ -57,7 +57,7 @@ from imagenette_repro.data import (  # noqa: E402
     write_array_store,
 )
 from imagenette_repro.models import build_custom_network  # noqa: E402
-from imagenette_repro.params import PRECISIONS, load_params  # noqa: E402
+from imagenette_repro.params import PRECISIONS, architecture_name, load_params  # noqa: E402
 from imagenette_repro.training import (  # noqa: E402
     Runtime,
     TrainConfig,
@@ -219,14 +219,14 @@ def sync(device: torch.device) -> None:
 
 
 def build_model(params: dict, network: str, size: int) -> nn.Module:
-    layers = params["architectures"][network]
+    layers = params["architectures"][architecture_name(params, network)]
     return build_custom_network(layers, size, 10, params["train"]["init"], network)
 
 
 def train_config(params: dict, network: str, size: int, batch: int, epochs: int) -> TrainConfig:
     """train_custom's settings for the report's best row, with augmentation on."""
     row, train = params["report_rows"][network], params["train"]
-    report_size = parse_layer(params["architectures"][network][0]).size
+    report_size = parse_layer(params["architectures"][architecture_name(params, network)][0]).size
     return TrainConfig(
         optimizer=row["optimizer"],
         learn_rate=row["learn_rate"],
@@ -324,7 +324,9 @@ def plain_baseline(params, args, size, folder: Path, device, batches: int) -> di
     from torchvision import datasets, transforms
 
     train = params["train"]
-    report_size = parse_layer(params["architectures"][args.network][0]).size
+    report_size = parse_layer(
+        params["architectures"][architecture_name(params, args.network)][0]
+    ).size
     shift = train["translation_px"] / report_size  # a fraction of the side, at any size
     steps = [
         transforms.Resize((size, size)),

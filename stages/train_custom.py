@@ -1,13 +1,21 @@
 """train_custom: train the report's custom CNN (params: network, optimizer, learn_rate,
-patience, drop_period, drop_rate_factor, image_augmentation, train.*)."""
+patience, drop_period, drop_rate_factor, image_augmentation, train.*), or, when `network`
+names one of `recipes`, that modern recipe's timm model (same loop, same outputs)."""
 
 from pathlib import Path
 
 from imagenette_repro.architecture import parse_layer
 from imagenette_repro.classes import WNIDS
 from imagenette_repro.data import mean_image
-from imagenette_repro.models import build_custom_network
-from imagenette_repro.params import ROW_COLUMNS, architecture_name, layer_list, load_params
+from imagenette_repro.models import build_custom_network, build_timm_network
+from imagenette_repro.params import (
+    ROW_COLUMNS,
+    ParamsError,
+    architecture_name,
+    best_report_row,
+    layer_list,
+    load_params,
+)
 from imagenette_repro.stage import (
     load_training_data,
     run,
@@ -41,9 +49,79 @@ def train_config(params: dict, input_size: int, report_input_size: int) -> Train
     )
 
 
+def recipe_config(params: dict, recipe: dict, input_size: int) -> TrainConfig:
+    """A modern recipe's training (params.yaml `recipes`); the epochs, seed and
+    augmentation ranges come from train.* as for the report's rows."""
+    train = params["train"]
+    layers = params["architectures"][architecture_name(params, best_report_row(params))]
+    best = parse_layer(layers[0]).size
+    return TrainConfig(
+        optimizer=recipe["optimizer"],
+        learn_rate=recipe["learn_rate"],
+        batch_size=recipe["batch_size"],
+        max_epochs=train["max_epochs"],
+        patience=None,  # the schedule runs to its end; the best epoch is kept
+        drop_period=1,  # unused by the recipes' schedules
+        drop_rate_factor=1.0,
+        weight_decay=recipe["weight_decay"],
+        momentum=train["momentum"],
+        betas=(train["adam_beta1"], train["adam_beta2"]),
+        epsilon=train["adam_epsilon"],
+        augmentation=recipe["augmentation"],
+        scale=(train["scale_min"], train["scale_max"]),
+        # translation_px is at the report's input size; scale it with ours.
+        translation=train["translation_px"] * input_size / best,
+        reflection=recipe["reflection"],
+        seed=params["seed"],
+        schedule=recipe["schedule"],
+        warmup_epochs=recipe["warmup_epochs"],
+        label_smoothing=recipe["label_smoothing"],
+        mixup_alpha=recipe["mixup_alpha"],
+        cutmix_alpha=recipe["cutmix_alpha"],
+        no_decay_1d=True,
+    )
+
+
+def train_recipe(params: dict, device) -> None:
+    name = params["network"]
+    recipe = params["recipes"][name]
+    train, valid, data_hash = load_training_data(f"recipes.{name}.batch_size", recipe["batch_size"])
+    input_size = train.images.shape[1]
+    try:
+        model = build_timm_network(recipe["model"], recipe["stem_stride"], len(WNIDS))
+    except ValueError as err:
+        raise ParamsError(f"params.yaml: 'recipes.{name}': {err}") from None
+    config = recipe_config(params, recipe, input_size)
+    train_and_save(
+        model,
+        train,
+        valid,
+        config,
+        device,
+        runtime=runtime_settings(params, device),
+        label=name,
+        live_dir="metrics/train_custom",
+        checkpoint=Path("data/checkpoints/train_custom.pt"),
+        model_path=Path("data/models/custom.pt"),
+        fingerprint_parts=(recipe, data_hash),
+        meta={
+            "kind": "timm",
+            "network": name,
+            "architecture": f"timm:{recipe['model']}",
+            "timm_model": recipe["model"],
+            "stem_stride": recipe["stem_stride"],
+            "normalization": "ImageNet mean and std, inside the model",
+            "recipe": recipe,
+        },
+    )
+
+
 def main() -> None:
     params = load_params()
     device = setup_torch(params, training=True)
+    if params["network"] in params["recipes"]:
+        train_recipe(params, device)
+        return
     train, valid, data_hash = load_training_data("train.batch_size", params["train"]["batch_size"])
     input_size = train.images.shape[1]
     layers = layer_list(params)

@@ -14,6 +14,10 @@ from .classes import NUM_CLASSES
 OPTIMIZERS = ("sgdm", "adam")
 INITS = ("glorot", "torch_default", "normal_0.01")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# A modern recipe's choices (`recipes`; see training.make_scheduler, models.build_timm_network).
+RECIPE_OPTIMIZERS = ("adamw", "sgd_nesterov")
+RECIPE_SCHEDULES = ("cosine", "onecycle")
+STEM_STRIDES = (1, 2, 4)
 
 # Allowed keys per section, with the type each value must have. `None` in a tuple
 # means the key may be null.
@@ -80,6 +84,7 @@ SCHEMA: dict[str, Any] = {
     "report_googlenet_accuracy": NUMBER,
     "assumed_architectures": dict,
     "architectures": dict,
+    "recipes": dict,
 }
 # The report's table columns: what makes a run one of the report's rows.
 ROW_COLUMNS = (
@@ -91,6 +96,22 @@ ROW_COLUMNS = (
     "image_augmentation",
 )
 ROW_KEYS = {**{key: SCHEMA[key] for key in ROW_COLUMNS}, "accuracy": NUMBER}
+# A modern recipe: a timm model and its training, in place of the report's columns.
+RECIPE_KEYS = {
+    "model": str,
+    "stem_stride": int,
+    "optimizer": str,
+    "learn_rate": NUMBER,
+    "weight_decay": NUMBER,
+    "schedule": str,
+    "warmup_epochs": NUMBER,
+    "label_smoothing": NUMBER,
+    "mixup_alpha": NUMBER,
+    "cutmix_alpha": NUMBER,
+    "batch_size": int,
+    "augmentation": bool,
+    "reflection": bool,
+}
 # torchvision's GoogLeNet children, in order (what googlenet.freeze_through may name).
 GOOGLENET_LAYERS = (
     "conv1",
@@ -189,6 +210,54 @@ def _choice(params: dict, key: str, allowed: tuple[str, ...]) -> None:
         raise ParamsError(f"params.yaml: '{key}' is {value!r}; allowed: {', '.join(allowed)}")
 
 
+def _check_recipes(params: dict) -> None:
+    taken = set(params["report_rows"]) | set(params["architectures"])
+    taken |= set(params["assumed_architectures"])
+    for name, recipe in params["recipes"].items():
+        key = f"recipes.{name}"
+        if not isinstance(recipe, dict):
+            raise ParamsError(f"params.yaml: '{key}' must be a mapping")
+        if name in taken:
+            raise ParamsError(
+                f"params.yaml: '{key}' has the name of a report row or layer list; "
+                "give the recipe its own name"
+            )
+        _check_types(recipe, RECIPE_KEYS, f"{key}.")
+        for field, allowed in (
+            ("optimizer", RECIPE_OPTIMIZERS),
+            ("schedule", RECIPE_SCHEDULES),
+            ("stem_stride", STEM_STRIDES),
+        ):
+            if recipe[field] not in allowed:
+                raise ParamsError(
+                    f"params.yaml: '{key}.{field}' is {recipe[field]!r}; "
+                    f"allowed: {', '.join(map(str, allowed))}"
+                )
+        if not recipe["model"].strip():
+            raise ParamsError(f"params.yaml: '{key}.model' must name a timm model")
+        for field in ("learn_rate", "batch_size"):
+            if recipe[field] <= 0:
+                raise ParamsError(
+                    f"params.yaml: '{key}.{field}' must be > 0, got {recipe[field]!r}"
+                )
+        for field in ("weight_decay", "warmup_epochs", "mixup_alpha", "cutmix_alpha"):
+            if recipe[field] < 0:
+                raise ParamsError(
+                    f"params.yaml: '{key}.{field}' must be >= 0, got {recipe[field]!r}"
+                )
+        if not 0 <= recipe["label_smoothing"] < 1:
+            raise ParamsError(
+                f"params.yaml: '{key}.label_smoothing' must be in [0, 1), "
+                f"got {recipe['label_smoothing']!r}"
+            )
+        mixing = recipe["mixup_alpha"] > 0 or recipe["cutmix_alpha"] > 0
+        if mixing and recipe["batch_size"] % 2:
+            raise ParamsError(
+                f"params.yaml: '{key}.batch_size' must be even with mixup or cutmix "
+                f"(timm mixes each batch with itself reversed), got {recipe['batch_size']!r}"
+            )
+
+
 def validate(params: dict) -> dict:
     """Check types, ranges and choices of every key; return params unchanged."""
     _check_types(params, SCHEMA)
@@ -250,6 +319,7 @@ def validate(params: dict) -> dict:
         if not isinstance(row, dict):
             raise ParamsError(f"params.yaml: 'report_rows.{name}' must be a mapping")
         _check_types(row, ROW_KEYS, f"report_rows.{name}.")
+    _check_recipes(params)
     for name, target in params["assumed_architectures"].items():
         if target not in params["architectures"]:
             raise ParamsError(
@@ -272,7 +342,8 @@ def validate(params: dict) -> dict:
             raise ParamsError(
                 f"params.yaml: 'architectures.{name}' must be a list of layer strings"
             )
-    name = architecture_name(params)  # the network must resolve to a layer list
+    # The network must resolve to a layer list, unless it names a recipe.
+    name = None if params["network"] in params["recipes"] else architecture_name(params)
     for arch, layers in params["architectures"].items():
         # Every list must parse; the chosen one must also fit data.input_size.
         size = params["data"]["input_size"] if arch == name else 1 << 16
@@ -292,11 +363,18 @@ def architecture_name(params: dict, network: str | None = None) -> str:
         return network
     if params["assumed_architectures"].get(network) in params["architectures"]:
         return params["assumed_architectures"][network]
-    known = sorted(set(params["architectures"]) | set(params["assumed_architectures"]))
+    known = set(params["architectures"]) | set(params["assumed_architectures"])
+    known = sorted(known | set(params.get("recipes", {})))
     raise ParamsError(
         f"params.yaml: 'network' is {network!r}, which has no layer list; "
         f"allowed: {', '.join(known)}"
     )
+
+
+def best_report_row(params: dict) -> str:
+    """The report's best row (highest published accuracy): what a recipe is set beside,
+    and the input size it is queued at unless told otherwise."""
+    return max(params["report_rows"], key=lambda row: params["report_rows"][row]["accuracy"])
 
 
 def layer_list(params: dict) -> list[str]:

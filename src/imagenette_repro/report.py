@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from .architecture import parse_layer
-from .params import ROW_COLUMNS, ParamsError, architecture_name, load_params
+from .params import ROW_COLUMNS, ParamsError, architecture_name, best_report_row, load_params
 
 FULL_TRAIN_FOLDER = 9469  # images in imagenette2's train folder
 REPORT_EPOCHS = 30
@@ -78,15 +78,27 @@ def comparison_table(records: list[dict], report: dict) -> pd.DataFrame:
         evaluation = metrics["metrics/evaluation.json"]
         network = params.get("network")
         row = report["report_rows"].get(network)
-        arch = architecture_name(report, network)
+        # A modern recipe: its own section holds its training; it sits beside the
+        # report's best row (the same input size counts as the report's setting).
+        recipe = _get(params, f"recipes.{network}") or report.get("recipes", {}).get(network)
+        arch = architecture_name(report, best_report_row(report) if recipe else network)
         report_size = parse_layer(report["architectures"][arch][0]).size
         is_row = row is not None and all(params.get(k) == row[k] for k in ROW_COLUMNS)
+        columns = {key: params.get(key) for key in ROW_COLUMNS}
+        if recipe:
+            columns = {key: None for key in ROW_COLUMNS}
+            columns.update(
+                optimizer=recipe.get("optimizer"),
+                learn_rate=recipe.get("learn_rate"),
+                image_augmentation=recipe.get("augmentation"),
+            )
         lines.append(
             {
                 "experiment": record["name"],
                 "network": network,
                 "is_report_row": is_row,
-                **{key: params.get(key) for key in ROW_COLUMNS},
+                "model": f"timm:{recipe.get('model')}" if recipe else "report's layers",
+                **columns,
                 "seed": params.get("seed"),
                 "input_size": _get(params, "data.input_size"),
                 "max_epochs": _get(params, "train.max_epochs"),
@@ -135,7 +147,9 @@ def _pct(value) -> str:
 
 
 def conclusions(table: pd.DataFrame, report: dict) -> list[dict]:
-    """Evidence for each of the report's four conclusions, within one settings group."""
+    """Evidence for each of the report's four conclusions, within one settings group
+    (from the report's networks: a modern recipe's rows are left out)."""
+    table = table[~table["network"].isin(report.get("recipes", {}))]
     found = []
     for settings, group in table.groupby("settings"):
         group = group.assign(

@@ -6,7 +6,9 @@
 Each row becomes `dvc exp run --queue -n <row> -S network=<row> -S optimizer=...` with the
 row's values from params.yaml (`report_rows`) and its input size from its layer list;
 `-S` overrides (input size, epochs, dataset, ...) are passed to every row. A row whose
-experiment already exists with exactly the same params.yaml is not queued again.
+experiment already exists with exactly the same params.yaml is not queued again. A modern
+recipe (a key of `recipes`, e.g. modern_resnet) is queued the same way, by name, as an
+extra row: `-S network=<recipe>` at the input size of the report's best row.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ import time
 from typing import Any
 
 from .architecture import parse_layer
-from .params import ROW_COLUMNS, ParamsError, architecture_name, load_params, read_yaml
+from .params import (
+    ROW_COLUMNS,
+    ParamsError,
+    architecture_name,
+    best_report_row,
+    load_params,
+    read_yaml,
+)
 
 
 def format_value(value: Any) -> str:
@@ -31,7 +40,10 @@ def format_value(value: Any) -> str:
 
 
 def report_input_size(params: dict, row: str) -> int:
-    """The input size the report used for a row (its ImageInput layer)."""
+    """The input size the report used for a row (its ImageInput layer); for a recipe,
+    that of the report's best row."""
+    if row in params.get("recipes", {}):
+        row = best_report_row(params)
     return parse_layer(params["architectures"][architecture_name(params, row)][0]).size
 
 
@@ -43,16 +55,20 @@ def experiment_name(row: str, seed: int | None = None, suffix: str = "") -> str:
 def row_overrides(
     params: dict, row: str, extra: list[str] = (), seed: int | None = None
 ) -> list[str]:
-    """The `-S` overrides that make params.yaml one row of the report's table."""
-    if row not in params["report_rows"]:
-        raise ParamsError(f"unknown row {row!r}; rows: {', '.join(params['report_rows'])}")
-    values = params["report_rows"][row]
+    """The `-S` overrides that make params.yaml one row of the report's table (or, for
+    a recipe, that recipe: its own section holds its training)."""
+    recipes = params.get("recipes", {})
+    if row not in params["report_rows"] and row not in recipes:
+        known = ", ".join([*params["report_rows"], *recipes])
+        raise ParamsError(f"unknown row {row!r}; rows: {known}")
     extra_keys = {item.split("=", 1)[0] for item in extra}
-    # An override of a row column (a variant of the row) replaces the row's value.
     overrides = [f"network={row}"]
-    overrides += [
-        f"{key}={format_value(values[key])}" for key in ROW_COLUMNS if key not in extra_keys
-    ]
+    if row not in recipes:
+        # An override of a row column (a variant of the row) replaces the row's value.
+        values = params["report_rows"][row]
+        overrides += [
+            f"{key}={format_value(values[key])}" for key in ROW_COLUMNS if key not in extra_keys
+        ]
     if "data.input_size" not in extra_keys:
         overrides.append(f"data.input_size={report_input_size(params, row)}")
     if seed is not None and "seed" not in extra_keys:
@@ -120,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     queue = commands.add_parser("queue", help="queue rows as DVC experiments")
-    queue.add_argument("rows", nargs="*", help="row names (default: all 15)")
+    queue.add_argument(
+        "rows", nargs="*", help="row names, or recipe names (default: the report's 15 rows)"
+    )
     queue.add_argument(
         "-S",
         "--set",

@@ -4,15 +4,18 @@ per-epoch checkpoints to resume from, and dvclive curves."""
 from __future__ import annotations
 
 import copy
+import math
 import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
+from .classes import NUM_CLASSES
 from .data import ImageSet, augment, batches, place, to_input
 from .distributed import World, claim_free_slot
 from .params import ParamsError
@@ -65,6 +68,13 @@ class TrainConfig:
     reflection: bool = False
     seed: int = 0
     new_layer_lr_factor: float = 1.0
+    # A modern recipe's settings (params.yaml `recipes`); the defaults are the report's.
+    schedule: str = "step"  # step (drop_period, drop_rate_factor) | cosine | onecycle
+    warmup_epochs: float = 0.0  # cosine: linear warmup; onecycle: the rising part
+    label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0  # timm's batch Mixup / CutMix (0: off)
+    cutmix_alpha: float = 0.0
+    no_decay_1d: bool = False  # no weight decay on any bias or norm parameter (timm's rule)
 
 
 @dataclass
@@ -88,6 +98,8 @@ def parameter_groups(
         for m in model.modules()
         if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None
     }
+    if config.no_decay_1d:
+        biases |= {id(p) for p in model.parameters() if p.ndim <= 1}
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for param in model.parameters():
         if param.requires_grad:
@@ -104,9 +116,57 @@ def parameter_groups(
 
 
 def make_optimizer(groups: list[dict], config: TrainConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "sgdm":
-        return torch.optim.SGD(groups, lr=config.learn_rate, momentum=config.momentum)
-    return torch.optim.Adam(groups, lr=config.learn_rate, betas=config.betas, eps=config.epsilon)
+    if config.optimizer in ("sgdm", "sgd_nesterov"):
+        nesterov = config.optimizer == "sgd_nesterov"
+        return torch.optim.SGD(
+            groups, lr=config.learn_rate, momentum=config.momentum, nesterov=nesterov
+        )
+    adam = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return adam(groups, lr=config.learn_rate, betas=config.betas, eps=config.epsilon)
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning-rate schedule: "step" (the report's, stepped once per epoch), or,
+    stepped once per batch, "cosine" (linear warmup for warmup_epochs, then cosine to 0)
+    or "onecycle" (torch's OneCycleLR: up for warmup_epochs, then down; SGD momentum or
+    Adam's beta1 cycled the other way)."""
+    if config.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(
+            optimizer, config.drop_period, config.drop_rate_factor
+        )
+    total = steps_per_epoch * config.max_epochs
+    warmup = min(round(config.warmup_epochs * steps_per_epoch), total - 1)
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            [group["lr"] for group in optimizer.param_groups],
+            total_steps=total,
+            pct_start=max(warmup, 1) / total,
+        )
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def make_mixup(config: TrainConfig, num_classes: int):
+    """timm's Mixup / CutMix on whole batches (soft targets with the label smoothing in
+    them), or None when both are off."""
+    if config.mixup_alpha <= 0 and config.cutmix_alpha <= 0:
+        return None
+    from timm.data import Mixup
+
+    return Mixup(
+        mixup_alpha=config.mixup_alpha,
+        cutmix_alpha=config.cutmix_alpha,
+        label_smoothing=config.label_smoothing,
+        num_classes=num_classes,
+    )
 
 
 @torch.inference_mode()
@@ -155,12 +215,14 @@ def train_step(
     x: torch.Tensor,
     labels: torch.Tensor,
     runtime: Runtime,
+    label_smoothing: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step on a batch already on the device; returns the (detached)
-    loss and logits. The same code runs in fit and in bench/benchmark.py."""
+    loss and logits. `labels`: class indices, or class probabilities (mixup's). The same
+    code runs in fit and in bench/benchmark.py."""
     with runtime.autocast(x.device):
         logits = model(x)
-        loss = nn.functional.cross_entropy(logits.float(), labels)
+        loss = nn.functional.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
@@ -223,9 +285,15 @@ def fit(
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device, memory_format=runtime.memory_format)
     optimizer = make_optimizer(parameter_groups(model, config, new_layer), config)
-    scheduler = torch.optim.lr_scheduler.StepLR(
-        optimizer, config.drop_period, config.drop_rate_factor
-    )
+    steps_per_epoch = len(train) // config.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"{label}: batch size {config.batch_size} is larger than the "
+            f"{len(train)} training images"
+        )
+    scheduler = make_scheduler(optimizer, config, steps_per_epoch)
+    per_step = config.schedule != "step"  # the recipes' schedules step once per batch
+    mixup = make_mixup(config, NUM_CLASSES)
     scaler = runtime.grad_scaler(device)
     state = {
         "epoch": 0,
@@ -266,12 +334,6 @@ def fit(
     for record in state["history"]:  # dvclive starts afresh: replay finished epochs
         _log_epoch(live, record)
 
-    steps_per_epoch = len(train) // config.batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(
-            f"{label}: batch size {config.batch_size} is larger than the "
-            f"{len(train)} training images"
-        )
     if runtime.compile:
         model.compile()  # in place: state_dict keys stay those of the plain model
     net = world.wrap(model, device)  # what the step trains: DDP around the model if needed
@@ -284,6 +346,8 @@ def fit(
         epoch = state["epoch"] + 1
         order = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         warp = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 50_000)
+        if mixup is not None:  # timm draws from numpy's global generator: seed it per epoch
+            np.random.seed((config.seed * 100_003 + epoch + 70_000) % 2**32)
         _train_mode(model)
         epoch_start, loss_sum, correct, seen = time.monotonic(), 0.0, 0, 0
         last_print = epoch_start
@@ -294,8 +358,15 @@ def fit(
             if config.augmentation:
                 x = augment(x, warp, config.scale, config.translation, config.reflection)
             labels = labels.to(device, non_blocking=True)
+            targets, smoothing = labels, config.label_smoothing
+            if mixup is not None:  # on the whole batch, as with 1 process
+                (x, targets), smoothing = mixup(x, labels), 0.0  # smoothing is in targets
             x, labels = world.shard(x), world.shard(labels)  # the whole batch if 1 process
-            loss, logits = train_step(net, optimizer, scaler, x, labels, runtime)
+            targets = world.shard(targets)
+            loss, logits = train_step(net, optimizer, scaler, x, targets, runtime, smoothing)
+            if per_step:
+                learn_rate = min(group["lr"] for group in optimizer.param_groups)
+                scheduler.step()
             # Running sums stay on the device: no host sync in the step.
             loss_sum += loss * len(labels)
             correct += (logits.argmax(1) == labels).sum()
@@ -315,9 +386,10 @@ def fit(
         train_seconds = time.monotonic() - epoch_start
         loss_total, correct, seen = world.totals(loss_sum, correct, seen)
         world.sync_buffers(model)
-        # The base rate (the new layer's groups run at a multiple of it).
-        learn_rate = min(group["lr"] for group in optimizer.param_groups)
-        scheduler.step()
+        if not per_step:
+            # The base rate (the new layer's groups run at a multiple of it).
+            learn_rate = min(group["lr"] for group in optimizer.param_groups)
+            scheduler.step()
         logits, valid_loss = predict(model, valid, device, runtime=runtime)
         valid_accuracy = (logits.argmax(1) == valid_labels).float().mean().item()
         record = {
