@@ -44,9 +44,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import yaml  # noqa: E402
 from torch import nn  # noqa: E402
 
+from imagenette_repro import scratch  # noqa: E402
 from imagenette_repro.architecture import parse_layer  # noqa: E402
 from imagenette_repro.data import (  # noqa: E402
     ImageSet,
@@ -404,32 +404,8 @@ def dvc_timing(archive: Path, args, runtime_params: dict, targets: list[str]) ->
     dvc = str(dvc) if dvc.exists() else shutil.which("dvc")
     if dvc is None:
         return {"skipped": "dvc is not installed"}
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
     with tempfile.TemporaryDirectory(prefix="bench-dvc-") as tmp:
-        repo = Path(tmp) / "project"
-        for name in filter(None, files):
-            source = ROOT / name
-            # Only what the pipeline needs: no stray large files of the working tree.
-            if source.is_file() and source.stat().st_size < 20 << 20:
-                (repo / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, repo / name)
-        env = {
-            **os.environ,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            "PYTHONPATH": str(repo / "src"),
-            "DVC_STUDIO_OFFLINE": "true",
-            "DVC_NO_ANALYTICS": "1",
-            "GIT_AUTHOR_NAME": "bench",
-            "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-            "GIT_COMMITTER_NAME": "bench",
-            "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-        }
+        repo, env = scratch.copy_repository(Path(tmp))
 
         def run(*command: str) -> tuple[float, str]:
             start = time.perf_counter()
@@ -440,20 +416,20 @@ def dvc_timing(archive: Path, args, runtime_params: dict, targets: list[str]) ->
                 )
             return time.perf_counter() - start, result.stdout + result.stderr
 
-        run("git", "init", "-q", "-b", "main")
-        params = yaml.safe_load((repo / "params.yaml").read_text())
         small = archive.resolve() == SAMPLE.resolve()
         batch = 10 if small else 64
-        params["data"].update(archive=str(archive.resolve()), md5=None, input_size=32)
-        params["train"].update(batch_size=batch, max_epochs=args.dvc_epochs)
-        params["googlenet"].update(weights="none", batch_size=batch, max_epochs=1)
-        params["runtime"].update(runtime_params)
-        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        scratch.use_tiny_settings(
+            repo,
+            archive.resolve(),
+            md5=None,
+            batch_size=batch,
+            epochs=args.dvc_epochs,
+            **{f"runtime.{key}": value for key, value in runtime_params.items()},
+        )
         # A cold start: no lock file of another run (and an experiment of some targets
         # then records only their outputs).
         (repo / "dvc.lock").unlink(missing_ok=True)
-        run("git", "add", "-A")
-        run("git", "commit", "-qm", "bench")
+        scratch.commit(repo, env, "bench")
         log(f"dvc: full repro in {repo} ({archive.name}, 32 px, {args.dvc_epochs} epochs)")
         repro_s, out = run(dvc, "repro", *targets)
         repro_stages = re.findall(r"Running stage '([^']+)'", out)

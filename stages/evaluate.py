@@ -9,15 +9,14 @@ import torch
 from imagenette_repro.data import load_store
 from imagenette_repro.evaluation import evaluate_model
 from imagenette_repro.models import load_model
-from imagenette_repro.params import ROW_COLUMNS, load_params
-from imagenette_repro.stage import (
+from imagenette_repro.network_stage import (
     SPLIT_INDEX,
     STORE,
-    run,
     runtime_settings,
     setup_torch,
-    write_json,
 )
+from imagenette_repro.params import ROW_COLUMNS, load_params
+from imagenette_repro.stage import run, write_json
 
 MODELS = {"custom": Path("data/models/custom.pt"), "googlenet": Path("data/models/googlenet.pt")}
 

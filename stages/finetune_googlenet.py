@@ -9,14 +9,14 @@ from imagenette_repro.models import (
     freeze_googlenet,
     new_layer_parameters,
 )
-from imagenette_repro.params import load_params
-from imagenette_repro.stage import (
+from imagenette_repro.network_stage import (
     load_training_data,
-    run,
     runtime_settings,
     setup_torch,
     train_and_save,
 )
+from imagenette_repro.params import load_params
+from imagenette_repro.stage import run
 from imagenette_repro.training import TrainConfig
 
 

@@ -2,12 +2,19 @@
 patience, drop_period, drop_rate_factor, image_augmentation, train.*), or, when `network`
 names one of `recipes`, that modern recipe's timm model (same loop, same outputs)."""
 
+from dataclasses import replace
 from pathlib import Path
 
 from imagenette_repro.architecture import parse_layer
 from imagenette_repro.classes import WNIDS
 from imagenette_repro.data import mean_image
 from imagenette_repro.models import build_custom_network, build_timm_network
+from imagenette_repro.network_stage import (
+    load_training_data,
+    runtime_settings,
+    setup_torch,
+    train_and_save,
+)
 from imagenette_repro.params import (
     ROW_COLUMNS,
     ParamsError,
@@ -16,14 +23,15 @@ from imagenette_repro.params import (
     layer_list,
     load_params,
 )
-from imagenette_repro.stage import (
-    load_training_data,
-    run,
-    runtime_settings,
-    setup_torch,
-    train_and_save,
-)
+from imagenette_repro.stage import run
 from imagenette_repro.training import TrainConfig
+
+# What this stage writes (the same for the report's networks and the recipes).
+OUTPUTS = {
+    "live_dir": "metrics/train_custom",
+    "checkpoint": Path("data/checkpoints/train_custom.pt"),
+    "model_path": Path("data/models/custom.pt"),
+}
 
 
 def train_config(params: dict, input_size: int, report_input_size: int) -> TrainConfig:
@@ -50,29 +58,20 @@ def train_config(params: dict, input_size: int, report_input_size: int) -> Train
 
 
 def recipe_config(params: dict, recipe: dict, input_size: int) -> TrainConfig:
-    """A modern recipe's training (params.yaml `recipes`); the epochs, seed and
-    augmentation ranges come from train.* as for the report's rows."""
-    train = params["train"]
+    """A modern recipe's training (params.yaml `recipes`): the report's best row's settings
+    (epochs, seed, augmentation ranges from train.*) with the recipe's own in place."""
     layers = params["architectures"][architecture_name(params, best_report_row(params))]
-    best = parse_layer(layers[0]).size
-    return TrainConfig(
+    return replace(
+        train_config(params, input_size, parse_layer(layers[0]).size),
         optimizer=recipe["optimizer"],
         learn_rate=recipe["learn_rate"],
         batch_size=recipe["batch_size"],
-        max_epochs=train["max_epochs"],
         patience=None,  # the schedule runs to its end; the best epoch is kept
         drop_period=1,  # unused by the recipes' schedules
         drop_rate_factor=1.0,
         weight_decay=recipe["weight_decay"],
-        momentum=train["momentum"],
-        betas=(train["adam_beta1"], train["adam_beta2"]),
-        epsilon=train["adam_epsilon"],
         augmentation=recipe["augmentation"],
-        scale=(train["scale_min"], train["scale_max"]),
-        # translation_px is at the report's input size; scale it with ours.
-        translation=train["translation_px"] * input_size / best,
         reflection=recipe["reflection"],
-        seed=params["seed"],
         schedule=recipe["schedule"],
         warmup_epochs=recipe["warmup_epochs"],
         label_smoothing=recipe["label_smoothing"],
@@ -100,9 +99,7 @@ def train_recipe(params: dict, device) -> None:
         device,
         runtime=runtime_settings(params, device),
         label=name,
-        live_dir="metrics/train_custom",
-        checkpoint=Path("data/checkpoints/train_custom.pt"),
-        model_path=Path("data/models/custom.pt"),
+        **OUTPUTS,
         fingerprint_parts=(recipe, data_hash),
         meta={
             "kind": "timm",
@@ -138,9 +135,7 @@ def main() -> None:
         device,
         runtime=runtime_settings(params, device),
         label=params["network"],
-        live_dir="metrics/train_custom",
-        checkpoint=Path("data/checkpoints/train_custom.pt"),
-        model_path=Path("data/models/custom.pt"),
+        **OUTPUTS,
         fingerprint_parts=(layers, params["train"]["init"], data_hash),
         meta={
             "kind": "custom",

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
 import shutil
 import subprocess
-import sys
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,6 +14,8 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+
+from imagenette_repro import scratch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,53 +62,12 @@ def http_server(tmp_path):
 @pytest.fixture
 def project(tmp_path):
     """A git repository holding this project's files as they are in the working tree."""
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    copy = tmp_path / "project"
-    for name in filter(None, files):
-        source = ROOT / name
-        if source.is_file():
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, copy / name)
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(copy / "src"),
-        "DVC_STUDIO_OFFLINE": "true",
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "test",
-        "GIT_AUTHOR_EMAIL": "test@example.invalid",
-        "GIT_COMMITTER_NAME": "test",
-        "GIT_COMMITTER_EMAIL": "test@example.invalid",
-    }
-    run(["git", "init", "-q", "-b", "main"], copy, env)
-    run(["git", "config", "user.name", "test"], copy, env)
-    run(["git", "config", "user.email", "test@example.invalid"], copy, env)
-    run(["git", "add", "-A"], copy, env)
-    run(["git", "commit", "-qm", "project"], copy, env)
-    return copy, env
+    return scratch.copy_repository(tmp_path)
 
 
 def use_tiny_settings(repo: Path, archive_url: str, googlenet_weights: str = "none") -> dict:
-    """params.yaml for a run of seconds: the embedded sample at 32 px, 1-2 epochs."""
-    sample = ROOT / "sample" / "imagenette2-sample.tgz"
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    params["data"].update(
-        archive=archive_url,
-        md5=(ROOT / "sample" / "imagenette2-sample.md5").read_text().strip(),
-        input_size=32,
-    )
-    assert sample.exists()
-    params["train"].update(batch_size=20, max_epochs=2)
-    params["googlenet"].update(weights=googlenet_weights, batch_size=20, max_epochs=1)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    return params
+    """params.yaml for a run of seconds: the embedded sample (from archive_url) at 32 px."""
+    return scratch.use_tiny_settings(repo, archive_url, googlenet_weights=googlenet_weights)
 
 
 @pytest.fixture

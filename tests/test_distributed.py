@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from imagenette_repro import faults
+from imagenette_repro.data import augment
 from imagenette_repro.distributed import World, claim_free_slot
 
 from .conftest import ROOT
@@ -82,6 +83,20 @@ def test_two_gloo_processes_train_what_one_process_trains(tmp_path) -> None:
     # The report's network (BatchNorm, dropout) runs too; each rank normalises its half.
     bn, _ = train(tmp_path, 2, network="network_84_8153")
     assert bn["meta"]["epochs_run"] == 2
+
+
+def test_a_rank_warps_its_share_of_the_batch_as_the_whole_batch_would() -> None:
+    images = torch.rand(6, 3, 8, 8)
+
+    def warped(rows: slice = slice(None)) -> torch.Tensor:
+        draws = torch.Generator().manual_seed(3)
+        return augment(images, draws, (0.8, 1.2), 2.0, True, rows)
+
+    whole = warped()
+    for rank in range(2):
+        world = World(rank, 2)
+        assert torch.allclose(warped(world.rows), world.shard(whole))
+    assert not torch.allclose(warped(World(0, 2).rows), warped(World(1, 2).rows))
 
 
 def test_a_world_shards_a_global_batch_without_overlap() -> None:

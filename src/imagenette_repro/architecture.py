@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .errors import UserError
+
 NOTATION_HELP = (
     "'ImageInput, HxW', 'Conv, KxK, N', 'MaxPool, 2x2', 'AvgPool, 2x2', 'Dropout, P', "
     "'FullyConnected, N', 'SoftMax', 'ClassOutput, N'"
@@ -25,7 +27,7 @@ _PATTERNS = {
 }
 
 
-class ArchitectureError(ValueError):
+class ArchitectureError(UserError, ValueError):
     """A layer list that cannot be parsed or cannot work at the chosen input size."""
 
 

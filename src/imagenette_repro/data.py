@@ -16,13 +16,14 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from .classes import ENGLISH, WNIDS
+from .errors import UserError
 from .files import check_free_space, replacing
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 SUBSETS = ("train", "valid", "test")  # 70% / 30% of the train folder; the official val folder
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A dataset folder or image the pipeline cannot use; the message names it."""
 
 
@@ -273,11 +274,13 @@ def augment(
     scale: tuple[float, float],
     translation: float,
     reflection: bool,
+    rows: slice = slice(None),
 ) -> torch.Tensor:
     """MATLAB imageDataAugmenter on a whole batch as one affine warp: independent random
     x/y scale in `scale`, x/y shift in [-translation, translation] pixels, optional
     horizontal reflection; outside pixels are 0. The random draws use `generator` (CPU),
-    so a seed fixes them on any device."""
+    so a seed fixes them on any device. Only the images `rows` of the batch are warped
+    and returned (a process's share under DDP), with the draws of the whole batch."""
     n, _, height, width = x.shape
     draws = torch.rand(n, 5, generator=generator)
     sx = scale[0] + (scale[1] - scale[0]) * draws[:, 0]
@@ -293,7 +296,8 @@ def augment(
     theta[:, 1, 2] = -ty / sy
     if x.device.type == "cuda":
         theta = theta.pin_memory()
-    theta = theta.to(x.device, x.dtype, non_blocking=True)
+    theta = theta[rows].to(x.device, x.dtype, non_blocking=True)
+    x = x[rows]
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     warped = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     # grid_sample returns NCHW-contiguous; keep the input's memory layout.

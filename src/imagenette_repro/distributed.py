@@ -10,10 +10,12 @@ floating-point sums happen in another order."""
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +39,13 @@ class World:
     def distributed(self) -> bool:
         return self.size > 1
 
+    @property
+    def rows(self) -> slice:
+        """This rank's share of a global batch: rows r, r + size, ..."""
+        return slice(self.rank, None, self.size)
+
     def shard(self, tensor: torch.Tensor) -> torch.Tensor:
-        """This rank's share of a global batch (rows r, r + size, ...)."""
-        return tensor[self.rank :: self.size] if self.distributed else tensor
+        return tensor[self.rows] if self.distributed else tensor
 
     def sum(self, value: torch.Tensor) -> torch.Tensor:
         """The sum of `value` over all ranks (in place; returned for chaining)."""
@@ -94,6 +100,7 @@ def device_for(world: World, device: torch.device) -> torch.device:
     return device
 
 
+FINISHED_KEY = "imagenette-repro/ranks-finished"
 _claimed: list = []  # lock files held for the life of the process
 
 
@@ -133,7 +140,23 @@ def relaunch(processes: int) -> None:
     sys.exit(subprocess.call(command))
 
 
-def finish(world: World) -> None:
-    if world.distributed and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+def finish(world: World, timeout_s: float = 300.0) -> None:
+    """Leave the process group, all ranks together, once every rank is done with it.
+
+    Two races are closed here. DistributedDataParallel's reducer can outlive the training
+    loop in a reference cycle, holding the group: freed only at interpreter exit, after
+    the group was destroyed, gloo's threads can abort the process ("terminate called
+    without an active exception"), so it is collected first. And a rank that destroys its
+    gloo context right after a barrier can break a peer still finishing that barrier
+    (pytorch/gloo#155), so each rank then also waits, through torchrun's key-value store
+    (plain TCP, not gloo), until every rank has left the barrier."""
+    if not (world.distributed and dist.is_initialized()):
+        return
+    gc.collect()
+    dist.barrier()
+    store = dist.distributed_c10d._get_default_store()
+    store.add(FINISHED_KEY, 1)
+    deadline = time.monotonic() + timeout_s
+    while store.add(FINISHED_KEY, 0) < world.size and time.monotonic() < deadline:
+        time.sleep(0.01)
+    dist.destroy_process_group()

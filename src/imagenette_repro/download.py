@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, TextIO
 
+from .errors import UserError
+
 CHUNK = 1 << 20
 TIMEOUT_S = 60.0
 URL_SCHEMES = ("http://", "https://", "file://")
@@ -65,7 +67,7 @@ KNOWN_ARCHIVES: dict[str, Archive] = {
 }
 
 
-class DownloadError(Exception):
+class DownloadError(UserError):
     """Any failure to get, verify or extract the dataset archive."""
 
 

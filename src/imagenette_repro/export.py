@@ -216,26 +216,26 @@ def export_model(
     result: dict = {"input_size": meta["input_size"], "tolerance": tolerance}
 
     torchscript = out_dir / f"{name}.torchscript.pt"
-    with replacing(torchscript) as tmp:
-        try:
-            export_torchscript(model, meta, tmp)
-        except OSError:
-            raise  # a write fault: replacing() says which file and what to do
-        except Exception as err:  # tracing raises many types
-            raise ExportError(f"{torchscript}: TorchScript export failed: {err}") from None
-        difference = verify(model, meta, tmp, run_torchscript, tolerance)
+    difference = _write_checked(
+        torchscript,
+        "TorchScript",
+        lambda tmp: export_torchscript(model, meta, tmp),
+        lambda tmp: verify(model, meta, tmp, run_torchscript, tolerance),
+    )
     result["torchscript"] = {"file": torchscript.name, "max_probability_difference": difference}
 
     onnx_path = out_dir / f"{name}.onnx"
-    with replacing(onnx_path) as tmp:
-        used, fallback_reason = exporter, None
+    used, fallback_reason = exporter, None
+
+    def write_onnx(tmp: Path) -> None:
+        nonlocal used, fallback_reason
         try:
             export_onnx(model, meta, tmp, exporter)
         except OSError:
             raise
         except Exception as err:  # the exporters raise many types
             if exporter != "dynamo":
-                raise ExportError(f"{onnx_path}: ONNX export failed: {err}") from None
+                raise
             used, fallback_reason = "legacy", f"{type(err).__name__}: {err}"
             try:
                 export_onnx(model, meta, tmp, "legacy")
@@ -244,8 +244,14 @@ def export_model(
                     f"{onnx_path}: ONNX export failed with both exporters: dynamo: {err}; "
                     f"legacy: {err2}"
                 ) from None
-        difference = verify(model, meta, tmp, run_onnx, tolerance)
-        opset = {o.domain or "ai.onnx": o.version for o in onnx.load(str(tmp)).opset_import}
+
+    difference = _write_checked(
+        onnx_path,
+        "ONNX",
+        write_onnx,
+        lambda tmp: verify(model, meta, tmp, run_onnx, tolerance),
+    )
+    opset = {o.domain or "ai.onnx": o.version for o in onnx.load(str(onnx_path)).opset_import}
     result["onnx"] = {
         "file": onnx_path.name,
         "max_probability_difference": difference,
@@ -255,3 +261,16 @@ def export_model(
     if fallback_reason:
         result["onnx"]["fallback_reason"] = fallback_reason[:500]
     return result
+
+
+def _write_checked(path: Path, format_name: str, write, check) -> float:
+    """write(tmp), then check(tmp) -> its figure; the file is renamed to `path` only when
+    both succeed (a write fault is told by replacing(), any other failure names the file)."""
+    with replacing(path) as tmp:
+        try:
+            write(tmp)
+        except (OSError, ExportError):
+            raise
+        except Exception as err:  # tracing and the exporters raise many types
+            raise ExportError(f"{path}: {format_name} export failed: {err}") from None
+        return check(tmp)

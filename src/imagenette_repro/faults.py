@@ -29,11 +29,11 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from . import scratch
 from .classes import WNIDS
 from .files import replacing
 
-REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "sample" / "imagenette2-sample.tgz"
+REPO, SAMPLE = scratch.REPO, scratch.SAMPLE
 SIZE = 32  # pixels of the tiny images and of the array store
 TRAIN_PER_CLASS, VAL_PER_CLASS = 5, 2
 
@@ -372,43 +372,11 @@ def read_only_output(work: Path) -> Outcome:
 
 
 def dvc_project(work: Path, **changes: object) -> tuple[Path, dict]:
-    """This repository's tracked files in a new git repo, set to the embedded sample at
-    32 px and a few epochs; returns the folder and the environment to run dvc in."""
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    repo = work / "project"
-    for name in filter(None, files):
-        if (REPO / name).is_file():
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, repo / name)
-    md5 = (REPO / "sample" / "imagenette2-sample.md5").read_text().split()[0]
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["data"].update(archive=str(SAMPLE), md5=md5, input_size=32)
-    params["train"].update(batch_size=20, max_epochs=2)
-    params["googlenet"].update(weights="none", batch_size=20, max_epochs=1)
-    for dotted, value in changes.items():
-        section, key = dotted.split(".")
-        params[section][key] = value
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(repo / "src"),
-        "DVC_STUDIO_OFFLINE": "true",
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "faults",
-        "GIT_AUTHOR_EMAIL": "faults@example.invalid",
-        "GIT_COMMITTER_NAME": "faults",
-        "GIT_COMMITTER_EMAIL": "faults@example.invalid",
-    }
-    for command in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"]):
-        subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True)
-    subprocess.run(["git", "commit", "-qm", "tiny"], cwd=repo, env=env, check=True)
+    """A scratch copy of the repository set to the embedded sample at 32 px and a few
+    epochs, committed; `changes` are more params ("section.key": value)."""
+    repo, env = scratch.copy_repository(work)
+    scratch.use_tiny_settings(repo, **changes)
+    scratch.commit(repo, env, "tiny")
     return repo, env
 
 

@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from .errors import UserError
+
 NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
 
 
-class WriteError(RuntimeError):
+class WriteError(UserError, RuntimeError):
     """An output that cannot be written; the message names it and what to do."""
 
 

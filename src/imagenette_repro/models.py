@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .architecture import Layer, parse_architecture
+from .errors import UserError
 from .files import replacing
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -129,7 +130,7 @@ def build_timm_network(name: str, stem_stride: int = 4, num_classes: int = 10) -
     return nn.Sequential(normalize, net)
 
 
-class WeightsError(RuntimeError):
+class WeightsError(UserError, RuntimeError):
     """Pretrained weights that cannot be had or do not fit."""
 
 

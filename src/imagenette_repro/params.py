@@ -10,6 +10,7 @@ import yaml
 
 from .architecture import ArchitectureError, parse_architecture
 from .classes import NUM_CLASSES
+from .errors import UserError
 
 OPTIMIZERS = ("sgdm", "adam")
 INITS = ("glorot", "torch_default", "normal_0.01")
@@ -153,7 +154,7 @@ def read_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError, ValueError):
     """A value in params.yaml that the pipeline cannot use; the message names the key."""
 
 

@@ -1,4 +1,5 @@
-"""What every stage script shares: params, clear errors instead of tracebacks, files."""
+"""What every stage script shares: clear errors instead of tracebacks, JSON outputs written
+atomically, content fingerprints. Light on purpose (no torch): every stage depends on it."""
 
 from __future__ import annotations
 
@@ -6,39 +7,17 @@ import hashlib
 import json
 import sys
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 
-import torch
-from dvclive import Live
-
-from . import distributed
-from .architecture import ArchitectureError
-from .classes import ENGLISH, WNIDS
-from .data import DataError, ImageSet, load_store
-from .download import DownloadError
-from .files import WriteError, describe_write_error, replacing
-from .models import WeightsError, save_model
-from .params import ParamsError
-from .training import Runtime, TrainConfig, fit
-
-STORE = Path("data/prepared")
-SPLIT_INDEX = Path("data/split/index.csv")
-EXPECTED_ERRORS = (
-    ParamsError,
-    ArchitectureError,
-    DataError,
-    DownloadError,
-    WeightsError,
-    WriteError,
-)
+from .errors import UserError
+from .files import describe_write_error, replacing
 
 
 def run(main: Callable[[], None]) -> None:
     """Run a stage; a known fault ends it with one clear line and exit code 2."""
     try:
         main()
-    except EXPECTED_ERRORS as err:
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except OSError as err:
@@ -69,141 +48,3 @@ def fingerprint(*parts: object) -> str:
     """A short hash of JSON-able parts: what a checkpoint was made with."""
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def setup_torch(params: dict, training: bool = False) -> torch.device:
-    """Seed torch, set CPU threads, pick the device from params. For a `training` stage
-    with runtime.processes > 1, the stage script is run again under torchrun, and each
-    process joins the process group here (its own GPU on CUDA)."""
-    from .training import pick_device
-
-    if training:
-        distributed.relaunch(params["runtime"]["processes"])
-    torch.manual_seed(params["seed"])
-    if params["runtime"]["num_threads"] > 0:
-        torch.set_num_threads(params["runtime"]["num_threads"])
-    device = pick_device(params["runtime"]["device"])
-    device = distributed.device_for(distributed.init(device), device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = params["runtime"]["cudnn_benchmark"]
-    return device
-
-
-def runtime_settings(params: dict, device: torch.device) -> Runtime:
-    """runtime.* from params for this device; precision "auto" is bf16 on a CUDA device
-    that has it, else fp32 (on the CPU fp32 measured faster than bf16, see README)."""
-    runtime = params["runtime"]
-    precision = runtime["precision"]
-    if precision == "auto":
-        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        precision = "bf16" if bf16 else "fp32"
-    return Runtime(
-        channels_last=runtime["channels_last"],
-        precision=precision,
-        compile=runtime["compile"],
-        data_on_device=runtime["data_on_device"],
-    )
-
-
-def code_fingerprint() -> str:
-    """A hash of the package's code and the running stage script."""
-    files = sorted(Path(__file__).parent.glob("*.py")) + [Path(sys.argv[0])]
-    return fingerprint(*(file_sha256(path) for path in files if path.is_file()))
-
-
-def load_training_data(batch_size_key: str, batch_size: int):
-    """The training and validation subsets of the array store, and a fingerprint of the
-    data; the batch size is checked against the training set."""
-    data, index = load_store(STORE, SPLIT_INDEX)
-    train = data.subset((index["subset"] == "train").to_numpy())
-    valid = data.subset((index["subset"] == "valid").to_numpy())
-    if batch_size > len(train):
-        raise ParamsError(
-            f"params.yaml: '{batch_size_key}' is {batch_size}, more than the "
-            f"{len(train)} training images"
-        )
-    data_hash = fingerprint(
-        file_sha256(STORE / "images.npy"),
-        file_sha256(STORE / "index.csv"),
-        file_sha256(SPLIT_INDEX),
-    )
-    return train, valid, data_hash
-
-
-def train_and_save(
-    model: torch.nn.Module,
-    train: ImageSet,
-    valid: ImageSet,
-    config: TrainConfig,
-    device: torch.device,
-    *,
-    label: str,
-    live_dir: str,
-    checkpoint: Path,
-    model_path: Path,
-    fingerprint_parts: tuple,
-    meta: dict,
-    new_layer: list[torch.nn.Parameter] | None = None,
-    runtime: Runtime | None = None,
-) -> None:
-    """What both train stages do: fit with dvclive curves and a checkpoint per epoch, then
-    save the best weights with everything needed to use them (meta plus common fields)."""
-    input_size = train.images.shape[1]
-    world = distributed.launched_world()
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    # Under torchrun every process trains; only the main one writes curves and files.
-    live_context = (
-        Live(live_dir, dvcyaml=False, save_dvc_exp=False) if world.is_main else nullcontext()
-    )
-    with live_context as live:
-        runtime = runtime or Runtime()
-        log_params = live.log_params if live is not None else lambda _: None
-        log_params(
-            {
-                "label": label,
-                "input_size": input_size,
-                "device": str(device),
-                "precision": runtime.precision,
-                "channels_last": runtime.channels_last,
-                "compile": runtime.compile,
-                "processes": world.size,
-            }
-        )
-        result = fit(
-            model,
-            train,
-            valid,
-            config,
-            device,
-            live,
-            checkpoint,
-            fingerprint(config, *fingerprint_parts, world.size, code_fingerprint()),
-            new_layer=new_layer,
-            label=label,
-            runtime=runtime,
-            world=world,
-        )
-        if live is not None:
-            live.log_metric("best/valid_accuracy", result.best_accuracy, plot=False)
-            live.log_metric("best/epoch", result.best_epoch, plot=False)
-            live.log_metric("epochs_run", result.epochs_run, plot=False)
-    distributed.finish(world)
-    if not world.is_main:
-        return
-    model.load_state_dict(result.best_state)
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    save_model(
-        model_path,
-        model,
-        {
-            **meta,
-            "input_size": input_size,
-            "classes": WNIDS,
-            "class_names": ENGLISH,
-            "input": "float RGB images in [0, 1], shape (N, 3, S, S)",
-            "best_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run,
-            "stopped_early": result.stopped_early,
-            "train_config": vars(config),
-        },
-    )

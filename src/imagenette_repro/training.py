@@ -355,14 +355,20 @@ def fit(
             batches(train, config.batch_size, order, drop_last=True, device=device), 1
         ):
             x = to_input(images, device, runtime.channels_last)
-            if config.augmentation:
-                x = augment(x, warp, config.scale, config.translation, config.reflection)
             labels = labels.to(device, non_blocking=True)
+            # Under DDP a rank warps only its share of the batch, with the random draws
+            # of the whole batch (as one process); mixup pairs images across the whole
+            # batch, so with it every rank augments the whole batch, then takes its share.
+            rows = slice(None) if mixup is not None else world.rows
+            if config.augmentation:
+                x = augment(x, warp, config.scale, config.translation, config.reflection, rows)
+            else:
+                x = x[rows]
+            labels = labels[rows]
             targets, smoothing = labels, config.label_smoothing
-            if mixup is not None:  # on the whole batch, as with 1 process
+            if mixup is not None:
                 (x, targets), smoothing = mixup(x, labels), 0.0  # smoothing is in targets
-            x, labels = world.shard(x), world.shard(labels)  # the whole batch if 1 process
-            targets = world.shard(targets)
+                x, labels, targets = world.shard(x), world.shard(labels), world.shard(targets)
             loss, logits = train_step(net, optimizer, scaler, x, targets, runtime, smoothing)
             if per_step:
                 learn_rate = min(group["lr"] for group in optimizer.param_groups)
