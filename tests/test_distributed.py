@@ -84,6 +84,23 @@ def test_two_gloo_processes_train_what_one_process_trains(tmp_path) -> None:
     bn, _ = train(tmp_path, 2, network="network_84_8153")
     assert bn["meta"]["epochs_run"] == 2
 
+    # Rank 0 cannot save the model (a folder stands where it goes): the other rank does
+    # not wait for it forever; the run fails, naming the file.
+    model = tmp_path / "data" / "models" / "custom.pt"
+    model.unlink()
+    (model / "in-the-way").mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    failed = subprocess.run(
+        [sys.executable, str(ROOT / "stages" / "train_custom.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert failed.returncode != 0
+    assert "custom.pt" in failed.stderr
+
 
 def test_a_rank_warps_its_share_of_the_batch_as_the_whole_batch_would() -> None:
     images = torch.rand(6, 3, 8, 8)

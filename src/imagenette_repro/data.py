@@ -294,14 +294,16 @@ def augment(
     theta[:, 0, 2] = -tx / sx
     theta[:, 1, 1] = 1 / sy
     theta[:, 1, 2] = -ty / sy
+    theta = theta[rows].contiguous()
     if x.device.type == "cuda":
         theta = theta.pin_memory()
-    theta = theta[rows].to(x.device, x.dtype, non_blocking=True)
+    theta = theta.to(x.device, x.dtype, non_blocking=True)
+    # grid_sample returns NCHW-contiguous; keep the input's memory layout.
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     x = x[rows]
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     warped = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    # grid_sample returns NCHW-contiguous; keep the input's memory layout.
-    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+    if channels_last:
         warped = warped.contiguous(memory_format=torch.channels_last)
     return warped
 

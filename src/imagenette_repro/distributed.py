@@ -157,6 +157,9 @@ def finish(world: World, timeout_s: float = 300.0) -> None:
     store = dist.distributed_c10d._get_default_store()
     store.add(FINISHED_KEY, 1)
     deadline = time.monotonic() + timeout_s
-    while store.add(FINISHED_KEY, 0) < world.size and time.monotonic() < deadline:
-        time.sleep(0.01)
+    try:
+        while store.add(FINISHED_KEY, 0) < world.size and time.monotonic() < deadline:
+            time.sleep(0.01)
+    except RuntimeError:  # a store hosted by rank 0 (not torchrun) is gone: all arrived
+        pass
     dist.destroy_process_group()

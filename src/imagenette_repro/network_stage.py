@@ -146,10 +146,11 @@ def train_and_save(
             live.log_metric("best/valid_accuracy", result.best_accuracy, plot=False)
             live.log_metric("best/epoch", result.best_epoch, plot=False)
             live.log_metric("epochs_run", result.epochs_run, plot=False)
-    if world.is_main:
-        _save_best(model, result, config, model_path, meta, input_size)
-    # Every process leaves the group together, after the model is saved.
-    distributed.finish(world)
+    try:
+        if world.is_main:
+            _save_best(model, result, config, model_path, meta, input_size)
+    finally:  # every process leaves the group together, after the save (or its error)
+        distributed.finish(world)
 
 
 def _save_best(model, result, config, model_path: Path, meta: dict, input_size: int) -> None:
