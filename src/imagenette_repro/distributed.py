@@ -154,12 +154,15 @@ def finish(world: World, timeout_s: float = 300.0) -> None:
         return
     gc.collect()
     dist.barrier()
-    store = dist.distributed_c10d._get_default_store()
-    store.add(FINISHED_KEY, 1)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while store.add(FINISHED_KEY, 0) < world.size and time.monotonic() < deadline:
-            time.sleep(0.01)
-    except RuntimeError:  # a store hosted by rank 0 (not torchrun) is gone: all arrived
-        pass
+    # torch's own handle on the store (private, long-standing; without it, no wait).
+    default_store = getattr(dist.distributed_c10d, "_get_default_store", None)
+    if default_store is not None:
+        store = default_store()
+        store.add(FINISHED_KEY, 1)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while store.add(FINISHED_KEY, 0) < world.size and time.monotonic() < deadline:
+                time.sleep(0.01)
+        except RuntimeError:  # a store hosted by rank 0 (not torchrun) is gone: all arrived
+            pass
     dist.destroy_process_group()
