@@ -57,7 +57,13 @@ from imagenette_repro.data import (  # noqa: E402
     write_array_store,
 )
 from imagenette_repro.models import build_custom_network  # noqa: E402
-from imagenette_repro.params import PRECISIONS, architecture_name, load_params  # noqa: E402
+from imagenette_repro.network_stage import train_config as stage_train_config  # noqa: E402
+from imagenette_repro.params import (  # noqa: E402
+    PRECISIONS,
+    ROW_COLUMNS,
+    architecture_name,
+    load_params,
+)
 from imagenette_repro.training import (  # noqa: E402
     Runtime,
     TrainConfig,
@@ -224,24 +230,15 @@ def build_model(params: dict, network: str, size: int) -> nn.Module:
 
 
 def train_config(params: dict, network: str, size: int, batch: int, epochs: int) -> TrainConfig:
-    """train_custom's settings for the report's best row, with augmentation on."""
-    row, train = params["report_rows"][network], params["train"]
+    """train_custom's settings for a report row, with augmentation on, no early stopping."""
+    row = {key: params["report_rows"][network][key] for key in ROW_COLUMNS}
     report_size = parse_layer(params["architectures"][architecture_name(params, network)][0]).size
-    return TrainConfig(
-        optimizer=row["optimizer"],
-        learn_rate=row["learn_rate"],
+    return replace(
+        stage_train_config({**params, **row}, size, report_size),
         batch_size=batch,
         max_epochs=epochs,
         patience=None,
-        drop_period=row["drop_period"],
-        drop_rate_factor=row["drop_rate_factor"],
-        weight_decay=train["l2_regularization"],
-        momentum=train["momentum"],
         augmentation=True,
-        scale=(train["scale_min"], train["scale_max"]),
-        translation=train["translation_px"] * size / report_size,
-        reflection=train["reflection"],
-        seed=params["seed"],
     )
 
 

@@ -7,13 +7,14 @@ from pathlib import Path
 
 from imagenette_repro.architecture import parse_layer
 from imagenette_repro.classes import WNIDS
-from imagenette_repro.data import mean_image
+from imagenette_repro.data import ImageSet, mean_image
 from imagenette_repro.models import build_custom_network, build_timm_network
 from imagenette_repro.network_stage import (
     load_training_data,
     runtime_settings,
     setup_torch,
     train_and_save,
+    train_config,
 )
 from imagenette_repro.params import (
     ROW_COLUMNS,
@@ -25,36 +26,6 @@ from imagenette_repro.params import (
 )
 from imagenette_repro.stage import run
 from imagenette_repro.training import TrainConfig
-
-# What this stage writes (the same for the report's networks and the recipes).
-OUTPUTS = {
-    "live_dir": "metrics/train_custom",
-    "checkpoint": Path("data/checkpoints/train_custom.pt"),
-    "model_path": Path("data/models/custom.pt"),
-}
-
-
-def train_config(params: dict, input_size: int, report_input_size: int) -> TrainConfig:
-    train = params["train"]
-    return TrainConfig(
-        optimizer=params["optimizer"],
-        learn_rate=params["learn_rate"],
-        batch_size=train["batch_size"],
-        max_epochs=train["max_epochs"],
-        patience=params["patience"],
-        drop_period=params["drop_period"],
-        drop_rate_factor=params["drop_rate_factor"],
-        weight_decay=train["l2_regularization"],
-        momentum=train["momentum"],
-        betas=(train["adam_beta1"], train["adam_beta2"]),
-        epsilon=train["adam_epsilon"],
-        augmentation=params["image_augmentation"],
-        scale=(train["scale_min"], train["scale_max"]),
-        # The shift is in pixels at the network's own input size; scale it with ours.
-        translation=train["translation_px"] * input_size / report_input_size,
-        reflection=train["reflection"],
-        seed=params["seed"],
-    )
 
 
 def recipe_config(params: dict, recipe: dict, input_size: int) -> TrainConfig:
@@ -81,16 +52,60 @@ def recipe_config(params: dict, recipe: dict, input_size: int) -> TrainConfig:
     )
 
 
-def train_recipe(params: dict, device) -> None:
+def recipe_network(params: dict, train: ImageSet, data_hash: str):
+    """A modern recipe's timm model, its training, fingerprint parts and model meta."""
     name = params["network"]
     recipe = params["recipes"][name]
-    train, valid, data_hash = load_training_data(f"recipes.{name}.batch_size", recipe["batch_size"])
-    input_size = train.images.shape[1]
     try:
         model = build_timm_network(recipe["model"], recipe["stem_stride"], len(WNIDS))
     except ValueError as err:
         raise ParamsError(f"params.yaml: 'recipes.{name}': {err}") from None
-    config = recipe_config(params, recipe, input_size)
+    meta = {
+        "kind": "timm",
+        "network": name,
+        "architecture": f"timm:{recipe['model']}",
+        "timm_model": recipe["model"],
+        "stem_stride": recipe["stem_stride"],
+        "normalization": "ImageNet mean and std, inside the model",
+        "recipe": recipe,
+    }
+    config = recipe_config(params, recipe, train.images.shape[1])
+    return model, config, (recipe, data_hash), meta
+
+
+def report_network(params: dict, train: ImageSet, data_hash: str):
+    """The report's network `network` (its layer list), its training, fingerprint parts
+    and model meta."""
+    input_size = train.images.shape[1]
+    layers = layer_list(params)
+    model = build_custom_network(
+        layers, input_size, len(WNIDS), params["train"]["init"], params["network"]
+    )
+    model[0].mean.copy_(mean_image(train.images))  # MATLAB's "zerocenter"
+    meta = {
+        "kind": "custom",
+        "network": params["network"],
+        "architecture": architecture_name(params),
+        "layers": layers,
+        "normalization": "zerocenter: the training images' mean image, inside the model",
+        "row_params": {key: params[key] for key in ROW_COLUMNS},
+    }
+    config = train_config(params, input_size, parse_layer(layers[0]).size)
+    return model, config, (layers, params["train"]["init"], data_hash), meta
+
+
+def main() -> None:
+    params = load_params()
+    device = setup_torch(params, training=True)
+    name = params["network"]
+    if name in params["recipes"]:
+        build, batch_key = recipe_network, f"recipes.{name}.batch_size"
+        batch_size = params["recipes"][name]["batch_size"]
+    else:
+        build, batch_key = report_network, "train.batch_size"
+        batch_size = params["train"]["batch_size"]
+    train, valid, data_hash = load_training_data(batch_key, batch_size)
+    model, config, fingerprint_parts, meta = build(params, train, data_hash)
     train_and_save(
         model,
         train,
@@ -99,52 +114,11 @@ def train_recipe(params: dict, device) -> None:
         device,
         runtime=runtime_settings(params, device),
         label=name,
-        **OUTPUTS,
-        fingerprint_parts=(recipe, data_hash),
-        meta={
-            "kind": "timm",
-            "network": name,
-            "architecture": f"timm:{recipe['model']}",
-            "timm_model": recipe["model"],
-            "stem_stride": recipe["stem_stride"],
-            "normalization": "ImageNet mean and std, inside the model",
-            "recipe": recipe,
-        },
-    )
-
-
-def main() -> None:
-    params = load_params()
-    device = setup_torch(params, training=True)
-    if params["network"] in params["recipes"]:
-        train_recipe(params, device)
-        return
-    train, valid, data_hash = load_training_data("train.batch_size", params["train"]["batch_size"])
-    input_size = train.images.shape[1]
-    layers = layer_list(params)
-    model = build_custom_network(
-        layers, input_size, len(WNIDS), params["train"]["init"], params["network"]
-    )
-    model[0].mean.copy_(mean_image(train.images))  # MATLAB's "zerocenter"
-    config = train_config(params, input_size, parse_layer(layers[0]).size)
-    train_and_save(
-        model,
-        train,
-        valid,
-        config,
-        device,
-        runtime=runtime_settings(params, device),
-        label=params["network"],
-        **OUTPUTS,
-        fingerprint_parts=(layers, params["train"]["init"], data_hash),
-        meta={
-            "kind": "custom",
-            "network": params["network"],
-            "architecture": architecture_name(params),
-            "layers": layers,
-            "normalization": "zerocenter: the training images' mean image, inside the model",
-            "row_params": {key: params[key] for key in ROW_COLUMNS},
-        },
+        live_dir="metrics/train_custom",
+        checkpoint=Path("data/checkpoints/train_custom.pt"),
+        model_path=Path("data/models/custom.pt"),
+        fingerprint_parts=fingerprint_parts,
+        meta=meta,
     )
 
 

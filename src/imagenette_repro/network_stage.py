@@ -62,6 +62,31 @@ def code_fingerprint() -> str:
     return fingerprint(*(file_sha256(path) for path in files if path.is_file()))
 
 
+def train_config(params: dict, input_size: int, report_input_size: int) -> TrainConfig:
+    """train_custom's training of the report's row in params (its columns and train.*),
+    at `input_size`; the network's own input size is `report_input_size`."""
+    train = params["train"]
+    return TrainConfig(
+        optimizer=params["optimizer"],
+        learn_rate=params["learn_rate"],
+        batch_size=train["batch_size"],
+        max_epochs=train["max_epochs"],
+        patience=params["patience"],
+        drop_period=params["drop_period"],
+        drop_rate_factor=params["drop_rate_factor"],
+        weight_decay=train["l2_regularization"],
+        momentum=train["momentum"],
+        betas=(train["adam_beta1"], train["adam_beta2"]),
+        epsilon=train["adam_epsilon"],
+        augmentation=params["image_augmentation"],
+        scale=(train["scale_min"], train["scale_max"]),
+        # The shift is in pixels at the network's own input size; scale it with ours.
+        translation=train["translation_px"] * input_size / report_input_size,
+        reflection=train["reflection"],
+        seed=params["seed"],
+    )
+
+
 def load_training_data(batch_size_key: str, batch_size: int):
     """The training and validation subsets of the array store, and a fingerprint of the
     data; the batch size is checked against the training set."""
