@@ -11,6 +11,7 @@ dvc exp run "$@" \
   -S data.archive=sample/imagenette2-sample.tgz \
   -S "data.md5=$md5" \
   -S data.input_size=32 \
+  -S train.scaled_input=true \
   -S train.batch_size=10 \
   -S train.max_epochs=12 \
   -S googlenet.weights=none \

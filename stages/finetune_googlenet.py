@@ -34,6 +34,8 @@ def main() -> None:
         batch_size=settings["batch_size"],
         max_epochs=settings["max_epochs"],
         patience=settings["patience"],
+        patience_on=settings["patience_on"],
+        keep=settings["keep"],
         drop_period=settings["drop_period"],
         drop_rate_factor=settings["drop_rate_factor"],
         weight_decay=settings["l2_regularization"],

@@ -1,9 +1,10 @@
-"""split: the report's 70:30 stratified split of the train folder, plus the official val
-folder as a test set; one row per image in data/split/index.csv."""
+"""split: which images train and which validate, by data.protocol (the report's: the train
+folder trains, the val folder validates; or a seeded 70:30 split of the train folder with
+the val folder kept as a test set); one row per image in data/split/index.csv."""
 
 from pathlib import Path
 
-from imagenette_repro.data import split_dataset
+from imagenette_repro.data import SUBSETS, split_dataset
 from imagenette_repro.files import replacing
 from imagenette_repro.params import load_params
 from imagenette_repro.stage import run, write_json
@@ -14,7 +15,8 @@ OUT = Path("data/split")
 
 def main() -> None:
     params = load_params()
-    index = split_dataset(RAW, params["data"]["val_fraction"], params["seed"])
+    data = params["data"]
+    index = split_dataset(RAW, data["protocol"], data["val_fraction"], params["seed"])
     OUT.mkdir(parents=True, exist_ok=True)
     with replacing(OUT / "index.csv") as tmp:
         index.to_csv(tmp, index=False)
@@ -23,13 +25,14 @@ def main() -> None:
     write_json(
         OUT / "summary.json",
         {
-            "images": {subset: int(counts.get(subset, 0)) for subset in ("train", "valid", "test")},
-            "imagenet_val_images": {
-                subset: int(unseen.get(subset, 0)) for subset in ("train", "valid", "test")
-            },
+            "protocol": data["protocol"],
+            "val_fraction": data["val_fraction"] if data["protocol"] == "train_split" else None,
+            "folders": {k: int(v) for k, v in index.groupby("folder").size().items()},
+            "images": {subset: int(counts.get(subset, 0)) for subset in SUBSETS},
+            "imagenet_val_images": {subset: int(unseen.get(subset, 0)) for subset in SUBSETS},
         },
     )
-    print(f"split: {counts} (ImageNet-validation images: {unseen})")
+    print(f"split ({data['protocol']}): {counts} (ImageNet-validation images: {unseen})")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ names one of `recipes`, that modern recipe's timm model (same loop, same outputs
 from dataclasses import replace
 from pathlib import Path
 
-from imagenette_repro.architecture import parse_layer
 from imagenette_repro.classes import WNIDS
 from imagenette_repro.data import ImageSet, mean_image
 from imagenette_repro.models import build_custom_network, build_timm_network
@@ -23,6 +22,7 @@ from imagenette_repro.params import (
     best_report_row,
     layer_list,
     load_params,
+    network_input_size,
 )
 from imagenette_repro.stage import run
 from imagenette_repro.training import TrainConfig
@@ -31,13 +31,12 @@ from imagenette_repro.training import TrainConfig
 def recipe_config(params: dict, recipe: dict, input_size: int) -> TrainConfig:
     """A modern recipe's training (params.yaml `recipes`): the report's best row's settings
     (epochs, seed, augmentation ranges from train.*) with the recipe's own in place."""
-    layers = params["architectures"][architecture_name(params, best_report_row(params))]
     return replace(
-        train_config(params, input_size, parse_layer(layers[0]).size),
+        train_config(params, input_size, network_input_size(params, best_report_row(params))),
         optimizer=recipe["optimizer"],
         learn_rate=recipe["learn_rate"],
         batch_size=recipe["batch_size"],
-        patience=None,  # the schedule runs to its end; the best epoch is kept
+        patience=None,  # the schedule runs to its end; train.keep picks the weights
         drop_period=1,  # unused by the recipes' schedules
         drop_rate_factor=1.0,
         weight_decay=recipe["weight_decay"],
@@ -89,8 +88,9 @@ def report_network(params: dict, train: ImageSet, data_hash: str):
         "layers": layers,
         "normalization": "zerocenter: the training images' mean image, inside the model",
         "row_params": {key: params[key] for key in ROW_COLUMNS},
+        "init": params["train"]["init"],
     }
-    config = train_config(params, input_size, parse_layer(layers[0]).size)
+    config = train_config(params, input_size, network_input_size(params))
     return model, config, (layers, params["train"]["init"], data_hash), meta
 
 

@@ -1,3 +1,6 @@
+import hashlib
+import tarfile
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +19,7 @@ from imagenette_repro.data import (
     write_array_store,
 )
 
-from .conftest import write_jpeg
+from .conftest import ROOT, write_jpeg
 
 
 @pytest.fixture
@@ -32,7 +35,7 @@ def uneven_dataset(tmp_path):
 
 
 def test_split_is_stratified_70_30_without_overlap(uneven_dataset):
-    index = split_dataset(uneven_dataset, 0.3, seed=1)
+    index = split_dataset(uneven_dataset, "train_split", 0.3, seed=1)
     train_folder = index[index["path"].str.startswith("train/")]
     assert set(train_folder["subset"]) == {"train", "valid"}
     assert (index[index["path"].str.startswith("val/")]["subset"] == "test").all()
@@ -43,16 +46,39 @@ def test_split_is_stratified_70_30_without_overlap(uneven_dataset):
         assert group["wnid"].iloc[0] == WNIDS[label]
 
 
+def test_the_report_protocol_trains_on_the_train_folder_and_validates_on_val(uneven_dataset):
+    index = split_dataset(uneven_dataset, "val_folder", 0.3, seed=1)
+    assert (index.loc[index["folder"] == "train", "subset"] == "train").all()
+    assert (index.loc[index["folder"] == "val", "subset"] == "valid").all()
+    assert "test" not in set(index["subset"])
+    # Neither the seed nor val_fraction moves anything under the report's protocol.
+    pd.testing.assert_frame_equal(index, split_dataset(uneven_dataset, "val_folder", 0.5, 7))
+
+
+def test_protocol_train_split_gives_the_earlier_split_byte_for_byte(tmp_path):
+    """The embedded sample split as the split stage wrote it before data.protocol existed
+    (seed 42, 30%): the md5 of data/split/index.csv in that run's dvc.lock (commit
+    ac0f950)."""
+    with tarfile.open(ROOT / "sample" / "imagenette2-sample.tgz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    (root,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    index = split_dataset(root, "train_split", 0.3, seed=42)
+    written = tmp_path / "index.csv"
+    index.to_csv(written, index=False)
+    assert hashlib.md5(written.read_bytes()).hexdigest() == "88d25b1b3d920664b3ecaa18dd24aa70"
+    assert index["subset"].value_counts().to_dict() == {"train": 140, "valid": 60, "test": 60}
+
+
 def test_split_is_fixed_by_the_seed(uneven_dataset):
-    first = split_dataset(uneven_dataset, 0.3, seed=1)
-    again = split_dataset(uneven_dataset, 0.3, seed=1)
-    other = split_dataset(uneven_dataset, 0.3, seed=2)
+    first = split_dataset(uneven_dataset, "train_split", 0.3, seed=1)
+    again = split_dataset(uneven_dataset, "train_split", 0.3, seed=1)
+    other = split_dataset(uneven_dataset, "train_split", 0.3, seed=2)
     pd.testing.assert_frame_equal(first, again)
     assert not first["subset"].equals(other["subset"])
 
 
 def test_split_marks_imagenet_validation_images(uneven_dataset):
-    index = split_dataset(uneven_dataset, 0.3, seed=1)
+    index = split_dataset(uneven_dataset, "train_split", 0.3, seed=1)
     marked = index[index["imagenet_val"]]
     assert len(marked) == 10
     assert marked["path"].str.contains("/ILSVRC2012_val_").all()
@@ -61,12 +87,12 @@ def test_split_marks_imagenet_validation_images(uneven_dataset):
 def test_missing_or_unknown_class_folders_are_named(uneven_dataset):
     (uneven_dataset / "train" / "n99999999").mkdir()
     with pytest.raises(DataError, match="unknown class folder.*n99999999"):
-        split_dataset(uneven_dataset, 0.3, seed=1)
+        split_dataset(uneven_dataset, "train_split", 0.3, seed=1)
     (uneven_dataset / "train" / "n99999999").rmdir()
     for file in (uneven_dataset / "val" / WNIDS[3]).iterdir():
         file.unlink()
     with pytest.raises(DataError, match=f"{WNIDS[3]}: class folder has no images"):
-        split_dataset(uneven_dataset, 0.3, seed=1)
+        split_dataset(uneven_dataset, "train_split", 0.3, seed=1)
 
 
 def test_grayscale_images_decode_to_rgb(tmp_path):
@@ -77,7 +103,7 @@ def test_grayscale_images_decode_to_rgb(tmp_path):
 
 
 def test_array_store_stops_on_bad_images_and_leaves_nothing(uneven_dataset, tmp_path):
-    index = split_dataset(uneven_dataset, 0.3, seed=1)
+    index = split_dataset(uneven_dataset, "train_split", 0.3, seed=1)
     bad = uneven_dataset / index["path"][5]
     bad.write_bytes(b"not a jpeg at all")
     target = tmp_path / "images.npy"

@@ -54,14 +54,26 @@ def test_repro_then_adam_variant_reruns_only_training_and_evaluation(project, sa
         exported = sorted(p.name for p in (repo / "data" / "exported" / name).iterdir())
         assert exported == [f"{name}.onnx", f"{name}.torchscript.pt", "manifest.json"]
     first = json.loads((repo / "metrics" / "evaluation.json").read_text())
-    assert first["custom"]["network"] == "network_84_8153"
-    assert first["custom"]["valid"]["images"] == 60  # 30% of the sample's 200 train images
-    assert first["custom"]["test"]["images"] == 60
-    assert first["custom"]["test_imagenet_val"]["images"] == 20
-    assert first["custom"]["report_accuracy"] == 0.8482
-    assert first["googlenet"]["pretrained"] and first["googlenet"]["report_protocol"]
+    custom = first["custom"]
+    assert custom["network"] == "network_84_8153"
+    # The report's protocol: the sample's 200 train-folder images train, its 60 val-folder
+    # images validate; no held-out part.
+    assert first["data"]["protocol"] == "val_folder"
+    assert first["data"]["images"] == {"train": 200, "valid": 60, "test": 0}
+    assert custom["train"]["images"] == 200 and custom["val_folder"]["images"] == 60
+    assert custom["val_folder_imagenet_val"]["images"] == 20
+    assert "held_out" not in custom
+    # R2018b's semantics: the last epoch's weights are kept.
+    assert custom["kept_weights"] == "final" and custom["kept_epoch"] == custom["epochs_run"]
+    # A 32-px run on 260 images is not the report's row: no report accuracy, no difference.
+    assert not custom["is_report_row"]
+    assert "report_accuracy" not in custom and "difference_from_report" not in custom
+    assert custom["differs_in_settings"][:3] == ["32 px", "2 epochs max", "batch 20"]
+    assert "200 train + 60 val images" in custom["differs_in_settings"]
+    assert first["googlenet"]["pretrained"] and not first["googlenet"]["is_report_row"]
+    assert "report_accuracy" not in first["googlenet"]
     assert first["googlenet"]["weights"] == f"file:{weights.name}"
-    confusion = json.loads((repo / "metrics" / "confusion" / "custom_valid.json").read_text())
+    confusion = json.loads((repo / "metrics" / "confusion" / "custom_val_folder.json").read_text())
     assert len(confusion) == 60 and set(confusion[0]) == {"actual", "predicted"}
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-qm", "results"], repo, env)
@@ -84,12 +96,12 @@ def test_repro_then_adam_variant_reruns_only_training_and_evaluation(project, sa
     diff = json.loads(
         run(["dvc", "metrics", "diff", "--all", "--json"], repo, env, stdout_only=True)
     )
-    accuracy = diff["metrics/evaluation.json"]["custom.valid.accuracy"]
-    assert accuracy["old"] == pytest.approx(first["custom"]["valid"]["accuracy"])
-    assert accuracy["new"] == pytest.approx(second["custom"]["valid"]["accuracy"])
-    assert "googlenet.valid.accuracy" in diff["metrics/evaluation.json"]
+    accuracy = diff["metrics/evaluation.json"]["custom.val_folder.accuracy"]
+    assert accuracy["old"] == pytest.approx(first["custom"]["val_folder"]["accuracy"])
+    assert accuracy["new"] == pytest.approx(second["custom"]["val_folder"]["accuracy"])
+    assert "googlenet.val_folder.accuracy" in diff["metrics/evaluation.json"]
     shown = run(["dvc", "metrics", "diff", "--all", "--md"], repo, env)
-    assert "custom.valid.accuracy" in shown
+    assert "custom.val_folder.accuracy" in shown
 
     # Back to SGDM: DVC's run-cache restores the first training instead of repeating it.
     output = run(["dvc", "exp", "run", "-S", "optimizer=sgdm"], repo, env)
@@ -97,3 +109,14 @@ def test_repro_then_adam_variant_reruns_only_training_and_evaluation(project, sa
     assert stage_runs(output)["export@custom"] == "restored"
     third = json.loads((repo / "metrics" / "evaluation.json").read_text())
     assert third["custom"] == first["custom"]
+
+    # The other protocol: a 70:30 split of the train folder validates; the val folder is
+    # measured as before. Only the split and what follows it run again.
+    output = run(["dvc", "exp", "run", "-S", "data.protocol=train_split"], repo, env)
+    runs = stage_runs(output)
+    assert (runs["split"], runs["prepare"], runs["train_custom"]) == ("ran", "skipped", "ran")
+    held = json.loads((repo / "metrics" / "evaluation.json").read_text())
+    assert held["data"]["images"] == {"train": 140, "valid": 60, "test": 60}
+    assert held["custom"]["held_out"]["images"] == 60
+    assert held["custom"]["val_folder"]["images"] == 60
+    assert "protocol train_split" in held["custom"]["differs_in_settings"]

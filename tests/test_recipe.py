@@ -231,8 +231,8 @@ def test_an_interrupted_recipe_resumes_bit_identically(tmp_path, params):
         fingerprint="same",
     )
     assert timeless(resumed.history) == timeless(full.history)  # bit for bit
-    for key, value in full.best_state.items():
-        assert torch.equal(value, resumed.best_state[key]), key
+    for key, value in full.kept_state.items():
+        assert torch.equal(value, resumed.kept_state[key]), key
 
 
 def test_the_report_rows_train_as_before(tmp_path):
@@ -253,8 +253,8 @@ def test_the_report_rows_train_as_before(tmp_path):
     second = fit(dropout_model(), train, valid, defaults, torch.device("cpu"))
     assert timeless(first.history) == timeless(second.history)
     assert [r["learn_rate"] for r in first.history] == [0.1, 0.1, 0.05]  # per epoch
-    for key, value in first.best_state.items():
-        assert torch.equal(value, second.best_state[key]), key
+    for key, value in first.kept_state.items():
+        assert torch.equal(value, second.kept_state[key]), key
 
 
 # --- the stage, rows and report -------------------------------------------------------
@@ -308,6 +308,8 @@ def test_the_recipe_is_queued_as_an_extra_row(params):
 def test_the_report_table_shows_the_recipe_beside_the_rows(params):
     modern = experiment("modern_resnet", params, "network_84_8153", "sgdm", True, 0.55)
     modern["data"]["params"]["params.yaml"]["data"]["network"] = "modern_resnet"
+    evaluation = modern["data"]["metrics"]["metrics/evaluation.json"]["data"]["custom"]
+    evaluation["differs_in_row"] = ["a modern recipe, not one of the report's rows"]
     revs = [
         experiment("a", params, "network_84_8153", "sgdm", True, 0.42, train=0.45),
         experiment("b", params, "network_82_828", "adam", True, 0.52, train=0.55),
@@ -315,7 +317,7 @@ def test_the_report_table_shows_the_recipe_beside_the_rows(params):
     ]
     table = comparison_table(experiments_from_dvc(shown(*revs)), params)
     line = table[table["network"] == "modern_resnet"].iloc[0]
-    assert line["settings"] == "scaled: 32 px"
+    assert line["settings"] == "differs: 32 px"
     assert line["optimizer"] == "adamw" and not line["is_report_row"]
     assert line["model"] == "timm:resnet10t" and pd.isna(line["report_accuracy"])
     assert table["settings"].nunique() == 1  # one group: beside the report's rows

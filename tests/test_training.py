@@ -4,7 +4,13 @@ from torch import nn
 
 from imagenette_repro.data import ImageSet
 from imagenette_repro.models import build_custom_network
-from imagenette_repro.training import TrainConfig, fit, make_optimizer, parameter_groups
+from imagenette_repro.training import (
+    EarlyStopping,
+    TrainConfig,
+    fit,
+    make_optimizer,
+    parameter_groups,
+)
 
 
 def tiny_set(n: int, seed: int, size: int = 8) -> ImageSet:
@@ -50,28 +56,83 @@ def test_piecewise_schedule_matches_the_report_formula():
     assert used == pytest.approx(expected, rel=1e-12)
 
 
-def test_patience_stops_after_that_many_epochs_without_improvement():
-    # A zero learning rate leaves the accuracy where it is: only epoch 1 counts as better.
+def test_validation_patience_counts_losses_not_below_the_best_as_matlab_does():
+    # MATLAB's ValidationPatience: a loss equal to the best so far counts, a lower one
+    # resets the count; the run stops when the count reaches the patience.
+    losses = [2.0, 1.5, 1.6, 1.5, 1.4, 1.4, 1.45, 1.5, 1.3]
+    stopping = EarlyStopping(3, "loss")
+    stops = [stopping.update(loss, accuracy=0.0) for loss in losses]
+    assert stops.index(True) + 1 == 8  # epochs 6, 7, 8 are not below 1.4
+    assert stopping.count == 0  # 1.3 is below the best: the count starts again
+
+
+def test_the_loss_rule_stops_where_the_accuracy_rule_goes_on():
+    losses, accuracies = [1.0, 1.1, 1.2, 1.3], [0.5, 0.6, 0.7, 0.8]  # overconfident, better
+    on_loss, on_accuracy = EarlyStopping(3, "loss"), EarlyStopping(3, "accuracy")
+    assert [on_loss.update(v, a) for v, a in zip(losses, accuracies, strict=True)][-1]
+    assert not any(on_accuracy.update(v, a) for v, a in zip(losses, accuracies, strict=True))
+    assert not any(EarlyStopping(None).update(v, 0.0) for v in [1.0] * 50)
+
+
+def expected_stop(history: list[dict], patience: int, key: str = "valid/loss") -> int | None:
+    """The epoch at which MATLAB's rule stops, from the recorded validations."""
+    best, count = float("inf"), 0
+    for record in history:
+        if record[key] < best:
+            best, count = record[key], 0
+        else:
+            count += 1
+        if count >= patience:
+            return record["epoch"]
+    return None
+
+
+def test_patience_stops_after_that_many_validations_without_a_lower_loss():
+    # A zero learning rate leaves the loss where it is: only epoch 1 is below the best.
     cfg = config(learn_rate=0.0, patience=3, max_epochs=30)
     result = fit(linear_model(), tiny_set(20, 0), tiny_set(10, 1), cfg, torch.device("cpu"))
     assert result.epochs_run == 4
-    assert result.best_epoch == 1
+    assert result.best_loss_epoch == 1
     assert result.stopped_early
 
 
-def test_best_weights_are_kept_not_the_last():
-    train, valid = tiny_set(40, 0), tiny_set(20, 1)
-    cfg = config(learn_rate=0.5, max_epochs=6, drop_period=10, drop_rate_factor=1.0)
-    model = linear_model()
-    result = fit(model, train, valid, cfg, torch.device("cpu"))
-    accuracies = [record["valid/accuracy"] for record in result.history]
-    assert result.best_accuracy == max(accuracies)
-    assert result.best_epoch == accuracies.index(max(accuracies)) + 1
-    model.load_state_dict(result.best_state)
+def test_fit_stops_where_the_rule_says_on_its_own_validation_losses():
+    # A rate this high makes the validation loss go up and down.
+    cfg = config(learn_rate=2.0, patience=2, max_epochs=30, drop_period=100)
+    result = fit(linear_model(), tiny_set(40, 0), tiny_set(20, 1), cfg, torch.device("cpu"))
+    assert result.stopped_early
+    assert result.epochs_run == expected_stop(result.history, 2) < 30
+
+
+def valid_measures(model: nn.Module, state: dict, valid: ImageSet) -> tuple[float, float]:
+    model.load_state_dict(state)
     model.eval()
     with torch.no_grad():
-        predicted = model(valid.images.permute(0, 3, 1, 2).float() / 255).argmax(1)
-    assert (predicted == valid.labels).float().mean().item() == result.best_accuracy
+        logits = model(valid.images.permute(0, 3, 1, 2).float() / 255)
+    accuracy = (logits.argmax(1) == valid.labels).float().mean().item()
+    return nn.functional.cross_entropy(logits, valid.labels).item(), accuracy
+
+
+@pytest.mark.parametrize("keep", ["final", "best_loss", "best_accuracy"])
+def test_the_kept_weights_are_those_keep_names(keep):
+    train, valid = tiny_set(40, 0), tiny_set(20, 1)
+    cfg = config(learn_rate=0.5, max_epochs=6, drop_period=10, drop_rate_factor=1.0, keep=keep)
+    model = linear_model()
+    result = fit(model, train, valid, cfg, torch.device("cpu"))
+    losses = [record["valid/loss"] for record in result.history]
+    accuracies = [record["valid/accuracy"] for record in result.history]
+    epochs = {
+        "final": len(losses),
+        "best_loss": losses.index(min(losses)) + 1,
+        "best_accuracy": accuracies.index(max(accuracies)) + 1,
+    }
+    expected_epoch = epochs[keep]
+    assert result.kept_epoch == expected_epoch
+    loss, accuracy = valid_measures(model, result.kept_state, valid)
+    assert loss == pytest.approx(losses[expected_epoch - 1], rel=1e-5)
+    assert accuracy == accuracies[expected_epoch - 1]
+    # On this run the choices pick different epochs, so the test tells them apart.
+    assert len(set(epochs.values())) > 1
 
 
 def test_no_weight_decay_on_conv_and_fc_biases(repo_params):
@@ -131,8 +192,8 @@ def test_resume_from_a_checkpoint_gives_the_same_result(tmp_path):
         fingerprint="same",
     )
     assert [r["valid/loss"] for r in resumed.history] == [r["valid/loss"] for r in full.history]
-    for key, value in full.best_state.items():
-        assert torch.equal(value, resumed.best_state[key]), key
+    for key, value in full.kept_state.items():
+        assert torch.equal(value, resumed.kept_state[key]), key
 
 
 def test_checkpoint_from_other_parameters_is_not_resumed(tmp_path):

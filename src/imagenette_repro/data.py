@@ -1,4 +1,4 @@
-"""The report's split, the decoded array store, and batches augmented as tensors."""
+"""The split (by protocol), the decoded array store, and batches augmented as tensors."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from .errors import UserError
 from .files import check_free_space, replacing
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
-SUBSETS = ("train", "valid", "test")  # 70% / 30% of the train folder; the official val folder
+SUBSETS = ("train", "valid", "test")  # see split_dataset
 
 
 class DataError(UserError, ValueError):
@@ -85,11 +85,22 @@ def layout_problem(root: Path) -> str | None:
     return None
 
 
-def split_dataset(root: Path, val_fraction: float, seed: int) -> pd.DataFrame:
-    """The report's protocol: the train folder split (1 - val_fraction) : val_fraction,
-    stratified by class and fixed by the seed; the official val folder is the test set.
-    list_images' columns plus subset (train | valid | test)."""
+def split_dataset(
+    root: Path, protocol: str, val_fraction: float = 0.3, seed: int = 0
+) -> pd.DataFrame:
+    """list_images' columns plus subset (train | valid | test), by protocol:
+
+    - "val_folder", the report's: the whole train folder is `train`, the official val
+      folder `valid` (early stopping and the reported accuracy); no test set.
+    - "train_split": the train folder split (1 - val_fraction) : val_fraction into `train`
+      and `valid`, stratified by class and fixed by the seed; the val folder is `test`.
+    """
     index = list_images(root)
+    if protocol == "val_folder":
+        index["subset"] = np.where(index["folder"] == "train", "train", "valid")
+        return index
+    if protocol != "train_split":
+        raise ValueError(f"unknown protocol {protocol!r}")
     index["subset"] = "test"
     rng = random.Random(seed)
     for _, rows in index[index["folder"] == "train"].groupby("label"):

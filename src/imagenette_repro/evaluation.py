@@ -1,5 +1,6 @@
-"""Accuracy of a trained model on the report's validation split, the official val folder,
-and the latter's ImageNet-validation images (unseen by ImageNet pretraining)."""
+"""Accuracy of a trained model on the val folder (the report's measure), its
+ImageNet-validation images (unseen by ImageNet pretraining), the held-out part of the
+train folder (protocol train_split), and the training images."""
 
 from __future__ import annotations
 
@@ -14,12 +15,17 @@ from .training import Runtime, predict
 
 # name -> rows of the prepared index it covers
 EVALUATION_SETS = {
-    # In eval mode (no dropout, no augmentation): with valid, the measure of overfitting.
+    # In eval mode (no dropout, no augmentation): beside val_folder, the measure of
+    # overfitting.
     "train": lambda index: index["subset"] == "train",
-    "valid": lambda index: index["subset"] == "valid",  # the report's protocol (30%)
-    "test": lambda index: index["subset"] == "test",  # the official val folder
-    "test_imagenet_val": lambda index: (index["subset"] == "test") & index["imagenet_val"],
+    # Protocol train_split: the part of the train folder that validated (early stopping).
+    "held_out": lambda index: (index["subset"] == "valid") & (index["folder"] == "train"),
+    # The official val folder: what the report measured, under either protocol.
+    "val_folder": lambda index: index["folder"] == "val",
+    "val_folder_imagenet_val": lambda index: (index["folder"] == "val") & index["imagenet_val"],
 }
+# The sets a confusion matrix is written for (metrics/confusion/<model>_<set>.json).
+CONFUSION_SETS = ("val_folder",)
 
 
 def evaluate_model(

@@ -72,6 +72,8 @@ def train_config(params: dict, input_size: int, report_input_size: int) -> Train
         batch_size=train["batch_size"],
         max_epochs=train["max_epochs"],
         patience=params["patience"],
+        patience_on=train["patience_on"],
+        keep=train["keep"],
         drop_period=params["drop_period"],
         drop_rate_factor=params["drop_rate_factor"],
         weight_decay=train["l2_regularization"],
@@ -123,7 +125,8 @@ def train_and_save(
     runtime: Runtime | None = None,
 ) -> None:
     """What both train stages do: fit with dvclive curves and a checkpoint per epoch, then
-    save the best weights with everything needed to use them (meta plus common fields)."""
+    save the kept weights (config.keep) with everything needed to use them (meta plus
+    common fields)."""
     input_size = train.images.shape[1]
     world = distributed.launched_world()
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
@@ -168,18 +171,19 @@ def train_and_save(
             world=world,
         )
         if live is not None:
-            live.log_metric("best/valid_accuracy", result.best_accuracy, plot=False)
-            live.log_metric("best/epoch", result.best_epoch, plot=False)
+            live.log_metric("kept_epoch", result.kept_epoch, plot=False)
             live.log_metric("epochs_run", result.epochs_run, plot=False)
+            live.log_metric("best/valid_loss_epoch", result.best_loss_epoch, plot=False)
+            live.log_metric("best/valid_accuracy_epoch", result.best_accuracy_epoch, plot=False)
     try:
         if world.is_main:
-            _save_best(model, result, config, model_path, meta, input_size)
+            _save_kept(model, result, config, model_path, meta, input_size)
     finally:  # every process leaves the group together, after the save (or its error)
         distributed.finish(world)
 
 
-def _save_best(model, result, config, model_path: Path, meta: dict, input_size: int) -> None:
-    model.load_state_dict(result.best_state)
+def _save_kept(model, result, config, model_path: Path, meta: dict, input_size: int) -> None:
+    model.load_state_dict(result.kept_state)
     model_path.parent.mkdir(parents=True, exist_ok=True)
     save_model(
         model_path,
@@ -190,9 +194,12 @@ def _save_best(model, result, config, model_path: Path, meta: dict, input_size: 
             "classes": WNIDS,
             "class_names": ENGLISH,
             "input": "float RGB images in [0, 1], shape (N, 3, S, S)",
-            "best_epoch": result.best_epoch,
+            "kept_weights": config.keep,
+            "kept_epoch": result.kept_epoch,
             "epochs_run": result.epochs_run,
             "stopped_early": result.stopped_early,
+            "best_valid_loss_epoch": result.best_loss_epoch,
+            "best_valid_accuracy_epoch": result.best_accuracy_epoch,
             "train_config": vars(config),
         },
     )

@@ -8,12 +8,15 @@ from typing import Any
 
 import yaml
 
-from .architecture import ArchitectureError, parse_architecture
+from .architecture import ArchitectureError, parse_architecture, parse_layer
 from .classes import NUM_CLASSES
 from .errors import UserError
 
 OPTIMIZERS = ("sgdm", "adam")
-INITS = ("glorot", "torch_default", "normal_0.01")
+INITS = ("normal_0.01", "glorot", "torch_default")
+PROTOCOLS = ("val_folder", "train_split")  # see data.split_dataset
+PATIENCE_ON = ("loss", "accuracy")  # see training.EarlyStopping
+KEEP = ("final", "best_loss", "best_accuracy")  # which epoch's weights a run keeps
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # A modern recipe's choices (`recipes`; see training.make_scheduler, models.build_timm_network).
 RECIPE_OPTIMIZERS = ("adamw", "sgd_nesterov")
@@ -35,6 +38,7 @@ SCHEMA: dict[str, Any] = {
     "data": {
         "archive": str,
         "md5": (str, type(None)),
+        "protocol": str,
         "val_fraction": NUMBER,
         "input_size": int,
         "skip_bad_images": bool,
@@ -48,6 +52,9 @@ SCHEMA: dict[str, Any] = {
         "adam_epsilon": NUMBER,
         "l2_regularization": NUMBER,
         "init": str,
+        "patience_on": str,
+        "keep": str,
+        "scaled_input": bool,
         "scale_min": NUMBER,
         "scale_max": NUMBER,
         "translation_px": NUMBER,
@@ -62,6 +69,8 @@ SCHEMA: dict[str, Any] = {
         "batch_size": int,
         "max_epochs": int,
         "patience": (int, type(None)),
+        "patience_on": str,
+        "keep": str,
         "drop_period": int,
         "drop_rate_factor": NUMBER,
         "momentum": NUMBER,
@@ -265,6 +274,10 @@ def validate(params: dict) -> dict:
     _choice(params, "optimizer", OPTIMIZERS)
     _choice(params, "googlenet.optimizer", OPTIMIZERS)
     _choice(params, "train.init", INITS)
+    _choice(params, "data.protocol", PROTOCOLS)
+    for section in ("train", "googlenet"):
+        _choice(params, f"{section}.patience_on", PATIENCE_ON)
+        _choice(params, f"{section}.keep", KEEP)
     _choice(params, "runtime.precision", PRECISIONS)
     if params["runtime"]["data_on_device"] not in (True, False, "auto"):
         raise ParamsError(
@@ -353,6 +366,16 @@ def validate(params: dict) -> dict:
         except ArchitectureError as err:
             hint = " (see 'data.input_size')" if arch == name and "input size" in str(err) else ""
             raise ParamsError(f"params.yaml: {err}{hint}") from None
+    if name is not None and not params["train"]["scaled_input"]:
+        own = network_input_size(params)
+        if own != params["data"]["input_size"]:
+            raise ParamsError(
+                f"params.yaml: network {params['network']!r} takes {own}x{own} images (its "
+                f"ImageInput layer) but 'data.input_size' is {params['data']['input_size']}; "
+                f"set data.input_size={own} to train it at its own size, or "
+                "train.scaled_input=true to train it at data.input_size (a scaled run, "
+                "not one of the report's rows)"
+            )
     return params
 
 
@@ -380,6 +403,16 @@ def best_report_row(params: dict) -> str:
 
 def layer_list(params: dict) -> list[str]:
     return params["architectures"][architecture_name(params)]
+
+
+def network_input_size(params: dict, network: str | None = None) -> int:
+    """The input size of a report network's ImageInput layer (224 or 256); for a modern
+    recipe, that of the report's best row (what it is set beside)."""
+    network = network or params["network"]
+    if network in params.get("recipes", {}):
+        network = best_report_row(params)
+    layers = params["architectures"][architecture_name(params, network)]
+    return parse_layer(layers[0]).size
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:

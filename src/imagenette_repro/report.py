@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .architecture import parse_layer
-from .params import ROW_COLUMNS, ParamsError, architecture_name, best_report_row, load_params
+from .params import ROW_COLUMNS, ParamsError, architecture_name, load_params
+from .report_settings import settings_label
 
-FULL_TRAIN_FOLDER = 9469  # images in imagenette2's train folder
-REPORT_EPOCHS = 30
+OLD_PROTOCOL = "old protocol (made before data.protocol; not comparable with the report)"
 
 
 def _get(tree: dict, dotted: str, default=None):
@@ -46,44 +45,27 @@ def experiments_from_dvc(shown: list[dict]) -> list[dict]:
                 }
                 # Queued, running or failed experiments have no evaluation (DVC reports
                 # an error for the file instead).
-                if (
-                    _get(metrics.get("metrics/evaluation.json", {}), "custom.valid.accuracy")
-                    and params
-                ):
+                evaluation = metrics.get("metrics/evaluation.json", {})
+                finished = _get(evaluation, "custom.val_folder.accuracy") or _get(
+                    evaluation,
+                    "custom.valid.accuracy",  # an old-protocol run
+                )
+                if finished and params:
                     name = rev.get("name") or experiment.get("name") or rev.get("rev", "")[:7]
                     records.append({"name": name, "params": params, "metrics": metrics})
     return records
 
 
-def settings_label(params: dict, metrics: dict, report_size: int) -> str:
-    """'report settings', or what was scaled down."""
-    scaled = []
-    size = _get(params, "data.input_size")
-    if size != report_size:
-        scaled.append(f"{size} px")
-    epochs = _get(params, "train.max_epochs")
-    if epochs != REPORT_EPOCHS:
-        scaled.append(f"{epochs} epochs max")
-    split = _get(metrics.get("metrics/evaluation.json", {}), "data.images", {})
-    if split.get("train", 0) + split.get("valid", 0) < FULL_TRAIN_FOLDER:
-        scaled.append(f"{split.get('train', 0) + split.get('valid', 0)} train-folder images")
-    return "report settings" if not scaled else "scaled: " + ", ".join(scaled)
-
-
 def comparison_table(records: list[dict], report: dict) -> pd.DataFrame:
-    """One line per experiment: the row's params, the report's and the reproduced accuracy."""
+    """One line per experiment: the row's params, what differs from the report's settings
+    (as evaluate judged it), and the accuracies; the published accuracy only for a run
+    at the report's settings."""
     lines = []
     for record in records:
         params, metrics = record["params"], record["metrics"]
         evaluation = metrics["metrics/evaluation.json"]
         network = params.get("network")
-        row = report["report_rows"].get(network)
-        # A modern recipe: its own section holds its training; it sits beside the
-        # report's best row (the same input size counts as the report's setting).
         recipe = _get(params, f"recipes.{network}") or report.get("recipes", {}).get(network)
-        arch = architecture_name(report, best_report_row(report) if recipe else network)
-        report_size = parse_layer(report["architectures"][arch][0]).size
-        is_row = row is not None and all(params.get(k) == row[k] for k in ROW_COLUMNS)
         columns = {key: params.get(key) for key in ROW_COLUMNS}
         if recipe:
             columns = {key: None for key in ROW_COLUMNS}
@@ -92,6 +74,8 @@ def comparison_table(records: list[dict], report: dict) -> pd.DataFrame:
                 learn_rate=recipe.get("learn_rate"),
                 image_augmentation=recipe.get("augmentation"),
             )
+        old = _get(evaluation, "custom.val_folder") is None
+        is_row = bool(_get(evaluation, "custom.is_report_row", False))
         lines.append(
             {
                 "experiment": record["name"],
@@ -103,23 +87,32 @@ def comparison_table(records: list[dict], report: dict) -> pd.DataFrame:
                 "input_size": _get(params, "data.input_size"),
                 "max_epochs": _get(params, "train.max_epochs"),
                 "dataset": Path(str(_get(params, "data.archive", ""))).name,
-                "settings": settings_label(params, metrics, report_size),
-                "report_accuracy": row["accuracy"] if row else None,
-                "valid_accuracy": _get(evaluation, "custom.valid.accuracy"),
-                "test_accuracy": _get(evaluation, "custom.test.accuracy"),
-                "test_imagenet_val_accuracy": _get(evaluation, "custom.test_imagenet_val.accuracy"),
+                "settings": OLD_PROTOCOL
+                if old
+                else settings_label(_get(evaluation, "custom.differs_in_settings", [])),
+                "differs_in_row": "; ".join(_get(evaluation, "custom.differs_in_row", [])),
+                "report_accuracy": _get(evaluation, "custom.report_accuracy"),
+                "val_folder_accuracy": _get(evaluation, "custom.val_folder.accuracy"),
+                "held_out_accuracy": _get(evaluation, "custom.held_out.accuracy"),
+                "val_folder_imagenet_val_accuracy": _get(
+                    evaluation, "custom.val_folder_imagenet_val.accuracy"
+                ),
                 "difference_from_report": _get(evaluation, "custom.difference_from_report"),
                 "epochs_run": _get(evaluation, "custom.epochs_run"),
-                "best_epoch": _get(evaluation, "custom.best_epoch"),
+                "kept_epoch": _get(evaluation, "custom.kept_epoch"),
+                "best_valid_accuracy_epoch": _get(evaluation, "custom.best_valid_accuracy_epoch"),
                 "train_accuracy": _get(evaluation, "custom.train.accuracy"),  # in eval mode
                 "googlenet_pretrained": _get(evaluation, "googlenet.pretrained"),
-                "googlenet_valid_accuracy": _get(evaluation, "googlenet.valid.accuracy"),
-                "googlenet_test_imagenet_val_accuracy": _get(
-                    evaluation, "googlenet.test_imagenet_val.accuracy"
+                "googlenet_val_folder_accuracy": _get(evaluation, "googlenet.val_folder.accuracy"),
+                "googlenet_val_folder_imagenet_val_accuracy": _get(
+                    evaluation, "googlenet.val_folder_imagenet_val.accuracy"
                 ),
             }
         )
     table = pd.DataFrame(lines)
+    if table.empty:
+        return table
+    table = table[table["settings"] != OLD_PROTOCOL].reset_index(drop=True)
     if table.empty:
         return table
     return table.sort_values(
@@ -132,13 +125,13 @@ def summary_by_row(table: pd.DataFrame) -> pd.DataFrame:
     keys = ["settings", "network", *ROW_COLUMNS, "is_report_row", "report_accuracy"]
     grouped = table.groupby(keys, dropna=False)
     summary = grouped.agg(
-        runs=("valid_accuracy", "size"),
-        valid_mean=("valid_accuracy", "mean"),
-        valid_std=("valid_accuracy", "std"),
-        test_mean=("test_accuracy", "mean"),
+        runs=("val_folder_accuracy", "size"),
+        val_folder_mean=("val_folder_accuracy", "mean"),
+        val_folder_std=("val_folder_accuracy", "std"),
+        held_out_mean=("held_out_accuracy", "mean"),
         epochs_run=("epochs_run", "mean"),
     ).reset_index()
-    summary["difference_from_report"] = summary["valid_mean"] - summary["report_accuracy"]
+    summary["difference_from_report"] = summary["val_folder_mean"] - summary["report_accuracy"]
     return summary.sort_values(["settings", "report_accuracy"], na_position="last")
 
 
@@ -159,20 +152,20 @@ def conclusions(table: pd.DataFrame, report: dict) -> list[dict]:
             ]
         )
         # 1. GoogLeNet (pretrained) vs the best custom network.
-        best = group.loc[group["valid_accuracy"].idxmax()]
+        best = group.loc[group["val_folder_accuracy"].idxmax()]
         pretrained = group[group["googlenet_pretrained"] == True]  # noqa: E712
         if pretrained.empty:
             verdict, text = "not checked", "GoogLeNet was not fine-tuned from ImageNet weights"
         else:
-            google = pretrained["googlenet_valid_accuracy"].mean()
-            unseen = pretrained["googlenet_test_imagenet_val_accuracy"].mean()
-            margin = google - best["valid_accuracy"]
+            google = pretrained["googlenet_val_folder_accuracy"].mean()
+            unseen = pretrained["googlenet_val_folder_imagenet_val_accuracy"].mean()
+            margin = google - best["val_folder_accuracy"]
             verdict = "supported" if margin > 0.05 else "not supported"
             text = (
                 f"GoogLeNet {_pct(google)} vs best custom {best['network']} "
-                f"{_pct(best['valid_accuracy'])} (margin {100 * margin:.1f} points); on "
+                f"{_pct(best['val_folder_accuracy'])} (margin {100 * margin:.1f} points); on "
                 f"ImageNet-validation images only: GoogLeNet {_pct(unseen)}, custom "
-                f"{_pct(best['test_imagenet_val_accuracy'])}"
+                f"{_pct(best['val_folder_imagenet_val_accuracy'])}"
             )
         found.append(
             {
@@ -190,7 +183,7 @@ def conclusions(table: pd.DataFrame, report: dict) -> list[dict]:
         ):
             pairs = []
             for _, same in group.groupby(["layers", fixed]):
-                values = same.groupby(column)["valid_accuracy"].mean()
+                values = same.groupby(column)["val_folder_accuracy"].mean()
                 if len(values) == 2:
                     pairs.append((same["network"].iloc[0], values))
             if not pairs:
@@ -211,14 +204,16 @@ def conclusions(table: pd.DataFrame, report: dict) -> list[dict]:
             )
             verdict = "supported" if sum(diffs) / len(diffs) > 0 else "not supported"
             if column == "optimizer":
-                epochs = group.groupby("optimizer")["best_epoch"].mean()
-                text += "; mean best epoch: " + ", ".join(f"{k} {v:.1f}" for k, v in epochs.items())
+                epochs = group.groupby("optimizer")["best_valid_accuracy_epoch"].mean()
+                text += "; mean epoch of the best validation accuracy: " + ", ".join(
+                    f"{k} {v:.1f}" for k, v in epochs.items()
+                )
             found.append(
                 {"settings": settings, "conclusion": label, "verdict": verdict, "evidence": text}
             )
         # 4. Dropout: the train-valid gap with and without dropout layers.
         has_dropout = group["layers"].map(lambda ls: any(s.startswith("Dropout") for s in ls))
-        gap = group["train_accuracy"] - group["valid_accuracy"]
+        gap = group["train_accuracy"] - group["val_folder_accuracy"]
         if has_dropout.all() or not has_dropout.any() or gap.isna().all():
             verdict, text = "not checked", "all experiments have dropout, or none has"
         else:
@@ -245,23 +240,30 @@ def write_plot(summary: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = summary[summary["is_report_row"]]
+    # Every run's val-folder accuracy; the published one only beside a report row.
+    rows = summary.reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(10, 0.45 * max(len(rows), 4) + 1.5))
     labels = [f"{n} ({s})" for n, s in zip(rows["network"], rows["settings"], strict=True)]
     y = range(len(rows))
-    ax.barh([i + 0.2 for i in y], 100 * rows["report_accuracy"], height=0.4, label="report")
+    published = rows["report_accuracy"].notna()
+    ax.barh(
+        [i + 0.2 for i in rows.index[published]],
+        100 * rows.loc[published, "report_accuracy"],
+        height=0.4,
+        label="report (report rows only)",
+    )
     ax.barh(
         [i - 0.2 for i in y],
-        100 * rows["valid_mean"],
+        100 * rows["val_folder_mean"],
         height=0.4,
-        xerr=100 * rows["valid_std"].fillna(0),
-        label="reproduced (validation split)",
+        xerr=100 * rows["val_folder_std"].fillna(0),
+        label="reproduced (val folder)",
     )
     ax.set_yticks(list(y), labels, fontsize=7)
-    ax.set_xlabel("validation accuracy, %")
+    ax.set_xlabel("val-folder accuracy, %")
     ax.set_xlim(0, 100)
     ax.legend(loc="lower right")
-    ax.set_title("The report's rows: published vs reproduced")
+    ax.set_title("Val-folder accuracy: reproduced, and published where the settings match")
     fig.tight_layout()
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp, dpi=110)
@@ -310,9 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         "image_augmentation",
         "runs",
         "report_accuracy",
-        "valid_mean",
-        "valid_std",
-        "test_mean",
+        "val_folder_mean",
+        "val_folder_std",
+        "held_out_mean",
         "difference_from_report",
         "epochs_run",
     ]

@@ -21,13 +21,11 @@ import sys
 import time
 from typing import Any
 
-from .architecture import parse_layer
 from .params import (
     ROW_COLUMNS,
     ParamsError,
-    architecture_name,
-    best_report_row,
     load_params,
+    network_input_size,
     read_yaml,
 )
 
@@ -37,14 +35,6 @@ def format_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return repr(value) if isinstance(value, float) else str(value)
-
-
-def report_input_size(params: dict, row: str) -> int:
-    """The input size the report used for a row (its ImageInput layer); for a recipe,
-    that of the report's best row."""
-    if row in params.get("recipes", {}):
-        row = best_report_row(params)
-    return parse_layer(params["architectures"][architecture_name(params, row)][0]).size
 
 
 def experiment_name(row: str, seed: int | None = None, suffix: str = "") -> str:
@@ -70,7 +60,7 @@ def row_overrides(
             f"{key}={format_value(values[key])}" for key in ROW_COLUMNS if key not in extra_keys
         ]
     if "data.input_size" not in extra_keys:
-        overrides.append(f"data.input_size={report_input_size(params, row)}")
+        overrides.append(f"data.input_size={network_input_size(params, row)}")
     if seed is not None and "seed" not in extra_keys:
         overrides.append(f"seed={seed}")
     return overrides + list(extra)

@@ -75,7 +75,7 @@ def use_tiny_settings(
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text())
     params["data"].update(archive=str(archive), md5=md5, input_size=32)
-    params["train"].update(batch_size=batch_size, max_epochs=epochs)
+    params["train"].update(batch_size=batch_size, max_epochs=epochs, scaled_input=True)
     params["googlenet"].update(weights=googlenet_weights, batch_size=batch_size, max_epochs=1)
     for dotted, value in changes.items():
         section, key = dotted.split(".")

@@ -55,7 +55,7 @@ class TrainConfig:
     learn_rate: float
     batch_size: int
     max_epochs: int
-    patience: int | None  # epochs without a better validation accuracy; None: never stop
+    patience: int | None  # validations in a row without improvement; None: never stop
     drop_period: int
     drop_rate_factor: float
     weight_decay: float
@@ -68,6 +68,8 @@ class TrainConfig:
     reflection: bool = False
     seed: int = 0
     new_layer_lr_factor: float = 1.0
+    patience_on: str = "loss"  # loss (MATLAB's ValidationPatience) | accuracy
+    keep: str = "final"  # final (R2018b's trainNetwork) | best_loss | best_accuracy
     # A modern recipe's settings (params.yaml `recipes`); the defaults are the report's.
     schedule: str = "step"  # step (drop_period, drop_rate_factor) | cosine | onecycle
     warmup_epochs: float = 0.0  # cosine: linear warmup; onecycle: the rising part
@@ -79,12 +81,42 @@ class TrainConfig:
 
 @dataclass
 class FitResult:
-    best_state: dict
-    best_epoch: int
-    best_accuracy: float
+    kept_state: dict  # the weights `keep` chose
+    kept_epoch: int
     epochs_run: int
     stopped_early: bool
+    best_loss_epoch: int  # the epoch of the lowest validation loss
+    best_accuracy_epoch: int  # the epoch of the highest validation accuracy
     history: list[dict] = field(default_factory=list)
+
+
+class EarlyStopping:
+    """MATLAB's ValidationPatience, validating once per epoch: count the validations in a
+    row whose loss is not below the smallest so far (on "accuracy": whose accuracy is not
+    above the highest so far), and stop when the count reaches `patience` (None: never)."""
+
+    def __init__(self, patience: int | None, on: str = "loss") -> None:
+        if on not in ("loss", "accuracy"):
+            raise ValueError(f"patience_on is {on!r}; allowed: loss, accuracy")
+        self.patience, self.on = patience, on
+        self.best = math.inf if on == "loss" else -math.inf
+        self.count = 0
+
+    def update(self, loss: float, accuracy: float) -> bool:
+        """Record one validation; True when training should stop."""
+        value = loss if self.on == "loss" else accuracy
+        better = value < self.best if self.on == "loss" else value > self.best
+        if better:
+            self.best, self.count = value, 0
+        else:
+            self.count += 1
+        return self.patience is not None and self.count >= self.patience
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.count = state["best"], state["count"]
 
 
 def parameter_groups(
@@ -259,8 +291,10 @@ def fit(
     runtime: Runtime | None = None,
     world: World | None = None,
 ) -> FitResult:
-    """Train, validating after every epoch; keep the weights of the best validation
-    accuracy; stop after `patience` epochs without improvement.
+    """Train, validating after every epoch; stop after `patience` validations in a row
+    without improvement (EarlyStopping); return the weights `config.keep` names: the last
+    epoch's (R2018b's trainNetwork), or those of the lowest validation loss or the highest
+    validation accuracy.
 
     With `checkpoint`, the whole state (model, optimiser, schedule, early-stopping state,
     RNG) is saved after each epoch, and a checkpoint with the same `fingerprint` (the
@@ -295,14 +329,20 @@ def fit(
     per_step = config.schedule != "step"  # the recipes' schedules step once per batch
     mixup = make_mixup(config, NUM_CLASSES)
     scaler = runtime.grad_scaler(device)
+    if config.keep not in ("final", "best_loss", "best_accuracy"):
+        raise ValueError(f"keep is {config.keep!r}; allowed: final, best_loss, best_accuracy")
+    stopping = EarlyStopping(config.patience, config.patience_on)
     state = {
         "epoch": 0,
+        "stopping": stopping.state_dict(),
+        "best_loss": math.inf,
+        "best_loss_epoch": 0,
         "best_accuracy": -1.0,
-        "best_epoch": 0,
-        "since_best": 0,
-        "best_state": None,
+        "best_accuracy_epoch": 0,
+        "kept_state": None,  # keep best_*: that epoch's weights (final: the model's own)
         "history": [],
         "finished": False,
+        "stopped_early": False,
     }
     if checkpoint is not None and checkpoint.exists():
         try:
@@ -319,6 +359,7 @@ def fit(
             if saved.get("cuda_rng") and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(saved["cuda_rng"])
             state = saved["state"]
+            stopping.load_state_dict(state["stopping"])
             print(
                 f"{label}: resuming from {checkpoint} after epoch {state['epoch']}",
                 file=sys.stderr,
@@ -410,16 +451,18 @@ def fit(
         state["history"].append(record)
         _log_epoch(live, record)
         state["epoch"] = epoch
-        if valid_accuracy > state["best_accuracy"]:
-            state.update(
-                best_accuracy=valid_accuracy,
-                best_epoch=epoch,
-                since_best=0,
-                best_state=copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()}),
-            )
-        else:
-            state["since_best"] += 1
-        stopped = config.patience is not None and state["since_best"] >= config.patience
+        improved = {
+            "best_loss": valid_loss < state["best_loss"],
+            "best_accuracy": valid_accuracy > state["best_accuracy"],
+        }
+        if improved["best_loss"]:
+            state.update(best_loss=valid_loss, best_loss_epoch=epoch)
+        if improved["best_accuracy"]:
+            state.update(best_accuracy=valid_accuracy, best_accuracy_epoch=epoch)
+        if improved.get(config.keep):
+            state["kept_state"] = _cpu_state(model)
+        stopped = stopping.update(valid_loss, valid_accuracy)
+        state["stopping"] = stopping.state_dict()
         state["finished"] = stopped or epoch >= config.max_epochs
         state["stopped_early"] = stopped
         seconds_per_epoch = (time.monotonic() - start) / (epoch - first_epoch + 1)
@@ -430,7 +473,9 @@ def fit(
             f"{label} epoch {epoch}: train loss {record['train/loss']:.4f} acc "
             f"{record['train/accuracy']:.4f} | valid loss {valid_loss:.4f} acc "
             f"{valid_accuracy:.4f} | lr {learn_rate:.3g} | {seen / train_seconds:.1f} img/s | "
-            f"best {state['best_accuracy']:.4f} (epoch {state['best_epoch']}){runs_left}",
+            f"best loss epoch {state['best_loss_epoch']}, best acc {state['best_accuracy']:.4f} "
+            f"(epoch {state['best_accuracy_epoch']}) | patience {stopping.count}/"
+            f"{config.patience} on {config.patience_on}{runs_left}",
             file=sys.stderr,
             flush=True,
         )
@@ -451,16 +496,25 @@ def fit(
                 },
                 checkpoint,
             )
-    if state["best_state"] is None:
+    if not state["history"]:
         raise ValueError(f"{label}: max_epochs must be at least 1")
+    if config.keep == "final":
+        kept_state, kept_epoch = _cpu_state(model), state["epoch"]
+    else:
+        kept_state, kept_epoch = state["kept_state"], state[f"{config.keep}_epoch"]
     return FitResult(
-        best_state=state["best_state"],
-        best_epoch=state["best_epoch"],
-        best_accuracy=state["best_accuracy"],
+        kept_state=kept_state,
+        kept_epoch=kept_epoch,
         epochs_run=state["epoch"],
-        stopped_early=bool(state.get("stopped_early", False)),
+        stopped_early=state["stopped_early"],
+        best_loss_epoch=state["best_loss_epoch"],
+        best_accuracy_epoch=state["best_accuracy_epoch"],
         history=state["history"],
     )
+
+
+def _cpu_state(model: nn.Module) -> dict:
+    return copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
 
 
 def pick_device(name: str) -> torch.device:

@@ -1,0 +1,73 @@
+"""What makes a run one of the report's rows, and what else is labelled with what differs.
+
+A run is a report row only at the report's settings (report.md): the row's own table
+columns, its own input size (its ImageInput layer), 30 epochs at most, batch 128, trained
+on the whole train folder and validated on the val folder of the full archive, with
+MATLAB R2018b's init, stopping and kept weights. Only such a run is compared with the
+published accuracy (evaluate, report.py). Light on purpose (no torch).
+"""
+
+from __future__ import annotations
+
+from .params import ROW_COLUMNS
+
+REPORT_EPOCHS = 30  # MATLAB's MaxEpochs default
+REPORT_BATCH_SIZE = 128  # MATLAB's MiniBatchSize default
+REPORT_PROTOCOL = "val_folder"
+FULL_ARCHIVE = {"train": 9469, "val": 3925}  # imagenette2's images per folder
+R2018B_TRAINING = {"init": "normal_0.01", "patience_on": "loss", "keep": "final"}
+GOOGLENET_INPUT_SIZE = 224
+
+
+def data_differences(protocol: str, folders: dict) -> list[str]:
+    """How the data differ from the report's: the protocol, and images per folder."""
+    found = []
+    if protocol != REPORT_PROTOCOL:
+        found.append(f"protocol {protocol}")
+    counts = {folder: int(folders.get(folder, 0)) for folder in FULL_ARCHIVE}
+    if counts != FULL_ARCHIVE:
+        found.append(f"{counts['train']} train + {counts['val']} val images")
+    return found
+
+
+def custom_differences(run: dict, rows: dict) -> tuple[list[str], list[str]]:
+    """(settings, columns) in which a custom-network run differs from the report's row
+    of the same name; both empty: a report row. `run`: network, kind (custom | timm),
+    input_size, own_input_size, max_epochs, batch_size, init, patience_on, keep,
+    row_params (the table's columns), protocol, folders (images per folder)."""
+    settings = []
+    if run["input_size"] != run["own_input_size"]:
+        settings.append(f"{run['input_size']} px")
+    if run["max_epochs"] != REPORT_EPOCHS:
+        settings.append(f"{run['max_epochs']} epochs max")
+    if run["batch_size"] != REPORT_BATCH_SIZE:
+        settings.append(f"batch {run['batch_size']}")
+    settings += data_differences(run["protocol"], run["folders"])
+    for key, value in R2018B_TRAINING.items():
+        if run.get(key) != value:
+            settings.append(f"{key} {run.get(key)}")
+    row = rows.get(run["network"])
+    if run["kind"] != "custom":
+        columns = ["a modern recipe, not one of the report's rows"]
+    elif row is None:
+        columns = [f"{run['network']} is not one of the report's rows"]
+    else:
+        columns = [
+            f"{key} {run['row_params'][key]} (row: {row[key]})"
+            for key in ROW_COLUMNS
+            if run["row_params"][key] != row[key]
+        ]
+    return settings, columns
+
+
+def googlenet_differences(run: dict) -> list[str]:
+    """How a GoogLeNet run differs from the report's fine-tuning: ImageNet weights, 224 px,
+    the report's data. `run`: pretrained, input_size, protocol, folders."""
+    found = [] if run["pretrained"] else ["not from ImageNet weights"]
+    if run["input_size"] != GOOGLENET_INPUT_SIZE:
+        found.append(f"{run['input_size']} px")
+    return found + data_differences(run["protocol"], run["folders"])
+
+
+def settings_label(settings: list[str]) -> str:
+    return "report settings" if not settings else "differs: " + ", ".join(settings)
