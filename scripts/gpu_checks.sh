@@ -22,32 +22,16 @@
 # BENCH_BATCHES=2 ROWS="network_84_8153" REPORT_SET="data.input_size=32 train.max_epochs=1".
 set -uo pipefail
 cd "$(dirname "$0")/.."
-repo=$PWD
 what=${1:-all}
 OUT=${OUT:-results/gpu-checks}
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 exec > >(tee -a "$OUT/gpu_checks.log") 2>&1
-export PYTHONUNBUFFERED=1 DVC_STUDIO_OFFLINE=true DVC_NO_ANALYTICS=1 DVC_NO_UPDATE_CHECK=1
 start=$SECONDS
 stamp() { echo "[gpu_checks $((SECONDS - start)) s] $*"; }
 limit() { if [ "${1:-0}" -gt 0 ]; then echo "timeout --signal=INT --kill-after=30 $1"; fi; }
 
 # --- Python and DVC
-if [ -x .venv/bin/python ]; then
-  PY=$repo/.venv/bin/python
-  export PATH=$repo/.venv/bin:$PATH
-else
-  PY=$(command -v python3)
-  if [ -d .whl ] && ! "$PY" -c "import dvc, dvclive" 2>/dev/null; then
-    stamp "installing the carried wheels"
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-      --target /tmp/gpu-site .whl/*.whl || stamp "warning: wheels did not install"
-    export PYTHONPATH=/tmp/gpu-site${PYTHONPATH:+:$PYTHONPATH} PATH=/tmp/gpu-site/bin:$PATH
-  fi
-  mkdir -p /tmp/gpu-bin && ln -sf "$PY" /tmp/gpu-bin/python # the stages' `python`
-  export PATH=/tmp/gpu-bin:$PATH
-fi
-export PYTHONPATH=$repo/src${PYTHONPATH:+:$PYTHONPATH}
+source scripts/gpu_env.sh
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || stamp "no nvidia-smi"
 "$PY" -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', \
 torchvision.__version__, 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name(0))"

@@ -90,9 +90,14 @@ def main() -> None:
             columns = []
             info.update(weights=meta["weights"], pretrained=meta["pretrained"])
             report_accuracy = params["report_googlenet_accuracy"]
-        # Compared with the published accuracy only at the report's settings.
+        # Compared with the published accuracy only at the report's settings. Strings, not
+        # lists: `dvc exp show` leaves lists out of metrics.
         is_row = not settings and not columns
-        info.update(is_report_row=is_row, differs_in_settings=settings, differs_in_row=columns)
+        info.update(
+            is_report_row=is_row,
+            differs_in_settings=", ".join(settings),
+            differs_in_row="; ".join(columns),
+        )
         if is_row:
             info["report_accuracy"] = report_accuracy
             info["difference_from_report"] = summary["val_folder"]["accuracy"] - report_accuracy

@@ -42,6 +42,12 @@ def test_rows_without_a_layer_list_use_the_assumed_architecture(params):
             "architectures.network_84_8153: unknown layer 'Conv, 3, 64'",
         ),
         (lambda p: p["train"].update(init="he"), "'train.init' is 'he'"),
+        (
+            lambda p: p["data"].update(protocol="holdout"),
+            "'data.protocol' is 'holdout'; allowed: val_folder, train_split",
+        ),
+        (lambda p: p["train"].update(keep="best"), "'train.keep' is 'best'; allowed: final"),
+        (lambda p: p["googlenet"].update(patience_on="acc"), "'googlenet.patience_on' is 'acc'"),
         (lambda p: p["train"].update(momentum=1.5), "'train.momentum' must be in"),
     ],
 )
@@ -50,3 +56,20 @@ def test_bad_values_are_named(params, change, message):
     with pytest.raises(ParamsError) as err:
         validate(params)
     assert message in str(err.value)
+
+
+def test_a_network_of_another_input_size_stops_with_both_sizes_and_the_keys(params):
+    params["network"] = "network_74_1656"  # ImageInput 256x256
+    params["data"]["input_size"] = 224
+    params["train"]["scaled_input"] = False
+    with pytest.raises(ParamsError) as err:
+        validate(params)
+    message = str(err.value)
+    assert "'network_74_1656' takes 256x256 images" in message
+    assert "'data.input_size' is 224" in message
+    assert "data.input_size=256" in message and "train.scaled_input=true" in message
+    params["data"]["input_size"] = 256  # its own size
+    validate(params)
+    params["data"]["input_size"] = 32  # a deliberately scaled run
+    params["train"]["scaled_input"] = True
+    validate(params)

@@ -309,7 +309,7 @@ def test_the_report_table_shows_the_recipe_beside_the_rows(params):
     modern = experiment("modern_resnet", params, "network_84_8153", "sgdm", True, 0.55)
     modern["data"]["params"]["params.yaml"]["data"]["network"] = "modern_resnet"
     evaluation = modern["data"]["metrics"]["metrics/evaluation.json"]["data"]["custom"]
-    evaluation["differs_in_row"] = ["a modern recipe, not one of the report's rows"]
+    evaluation["differs_in_row"] = "a modern recipe, not one of the report's rows"
     revs = [
         experiment("a", params, "network_84_8153", "sgdm", True, 0.42, train=0.45),
         experiment("b", params, "network_82_828", "adam", True, 0.52, train=0.55),

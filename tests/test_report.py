@@ -60,8 +60,8 @@ def experiment(
         "kept_epoch": 4,
         "best_valid_accuracy_epoch": 3,
         "is_report_row": is_row,
-        "differs_in_settings": settings,
-        "differs_in_row": differs,
+        "differs_in_settings": ", ".join(settings),  # as evaluate writes them
+        "differs_in_row": "; ".join(differs),
     }
     if is_row:
         custom["report_accuracy"] = row["accuracy"]

@@ -109,7 +109,7 @@ def test_every_switch_trains_on_the_cpu(runtime):
     for record in result.history:
         assert torch.isfinite(torch.tensor([record["train/loss"], record["valid/loss"]])).all()
     # The saved weights are the plain model's, whatever the switches.
-    assert set(result.best_state) == set(conv_model().state_dict())
+    assert set(result.kept_state) == set(conv_model().state_dict())
     assert time.monotonic() - start < 120
 
 
@@ -118,15 +118,15 @@ def test_layout_switch_changes_speed_not_results():
     # dropout: its masks are drawn in memory order, so the layout changes which units drop.)
     _, last = train(Runtime(channels_last=True), dropout=0.0)
     _, first = train(Runtime(channels_last=False), dropout=0.0)
-    for key, value in last.best_state.items():
-        assert torch.allclose(value.float(), first.best_state[key].float(), atol=1e-4), key
+    for key, value in last.kept_state.items():
+        assert torch.allclose(value.float(), first.kept_state[key].float(), atol=1e-4), key
 
 
 def test_fp32_runs_are_bit_identical():
     _, a = train(Runtime())
     _, b = train(Runtime())
-    for key, value in a.best_state.items():
-        assert torch.equal(value, b.best_state[key]), key
+    for key, value in a.kept_state.items():
+        assert torch.equal(value, b.kept_state[key]), key
 
 
 def test_cpu_batches_and_predict_keep_their_layout_and_order():

@@ -89,8 +89,8 @@ def comparison_table(records: list[dict], report: dict) -> pd.DataFrame:
                 "dataset": Path(str(_get(params, "data.archive", ""))).name,
                 "settings": OLD_PROTOCOL
                 if old
-                else settings_label(_get(evaluation, "custom.differs_in_settings", [])),
-                "differs_in_row": "; ".join(_get(evaluation, "custom.differs_in_row", [])),
+                else settings_label(_get(evaluation, "custom.differs_in_settings", "")),
+                "differs_in_row": _get(evaluation, "custom.differs_in_row", ""),
                 "report_accuracy": _get(evaluation, "custom.report_accuracy"),
                 "val_folder_accuracy": _get(evaluation, "custom.val_folder.accuracy"),
                 "held_out_accuracy": _get(evaluation, "custom.held_out.accuracy"),

@@ -69,5 +69,6 @@ def googlenet_differences(run: dict) -> list[str]:
     return found + data_differences(run["protocol"], run["folders"])
 
 
-def settings_label(settings: list[str]) -> str:
-    return "report settings" if not settings else "differs: " + ", ".join(settings)
+def settings_label(settings: str) -> str:
+    """evaluate's `differs_in_settings` ("32 px, 12 epochs max"; "": none) as a label."""
+    return "report settings" if not settings else f"differs: {settings}"

@@ -1,7 +1,8 @@
 """Queue the report's table rows as named DVC experiments and run them with DVC's queue.
 
     python -m imagenette_repro.rows queue [ROW ...] [--seeds 1 2 3] [-S key=value ...]
-                                          [--name-suffix TEXT] [--run] [-j N] [--dry-run]
+                                          [--name-suffix TEXT] [--target STAGE] [--run]
+                                          [-j N] [--dry-run]
 
 Each row becomes `dvc exp run --queue -n <row> -S network=<row> -S optimizer=...` with the
 row's values from params.yaml (`report_rows`) and its input size from its layer list;
@@ -67,12 +68,17 @@ def row_overrides(
 
 
 def queue_command(
-    params: dict, row: str, extra: list[str] = (), seed: int | None = None, suffix: str = ""
+    params: dict,
+    row: str,
+    extra: list[str] = (),
+    seed: int | None = None,
+    suffix: str = "",
+    targets: list[str] = (),
 ) -> list[str]:
     command = ["dvc", "exp", "run", "--queue", "-n", experiment_name(row, seed, suffix)]
     for override in row_overrides(params, row, extra, seed):
         command += ["-S", override]
-    return command
+    return command + list(targets)
 
 
 def apply_overrides(params: dict, overrides: list[str]) -> dict:
@@ -145,6 +151,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="TEXT",
         help="name experiments <row>-TEXT (for variants of a row)",
     )
+    queue.add_argument(
+        "--target",
+        dest="targets",
+        action="append",
+        default=[],
+        metavar="STAGE",
+        help="run only this stage and what it needs (e.g. evaluate: no export); repeatable",
+    )
     queue.add_argument("--run", action="store_true", help="then run the queue and wait")
     queue.add_argument("-j", "--jobs", type=int, default=1, help="parallel DVC workers")
     queue.add_argument("--dry-run", action="store_true", help="print the commands only")
@@ -155,7 +169,11 @@ def main(argv: list[str] | None = None) -> int:
         rows = args.rows or list(params["report_rows"])
         seeds = args.seeds or [None]
         planned = [
-            (row, seed, queue_command(params, row, args.extra, seed, args.name_suffix))
+            (
+                row,
+                seed,
+                queue_command(params, row, args.extra, seed, args.name_suffix, args.targets),
+            )
             for row in rows
             for seed in seeds
         ]
