@@ -19,7 +19,7 @@
 # wheels in .whl/ (scripts/gpu_wheels.sh; the device tool: carry [".whl"]).
 # BENCH_LIMIT / REPORT_LIMIT: seconds each part may take (0: no limit); a part cut short
 # still writes what it finished. For a smoke run elsewhere: DEVICE=cpu SIZES=32
-# BENCH_BATCHES=2 ROWS="network_84_8153" REPORT_SET="data.input_size=32 train.max_epochs=1".
+# BENCH_BATCHES=2 ROWS="network_84_8153" REPORT_SET="data.input_size=32 train.scaled_input=true train.max_epochs=1".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}

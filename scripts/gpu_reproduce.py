@@ -29,6 +29,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -149,12 +150,46 @@ def _ignored(folder: str, names: list[str]) -> set[str]:
 
 
 def run(command: list[str], cwd: Path, timeout: float | None = None) -> int:
+    """Run a command in its own process group; at the timeout, stop the whole group
+    (SIGINT, then SIGKILL) and return 124."""
     log("$ " + shlex.join(command))
+    process = subprocess.Popen(command, cwd=cwd, start_new_session=True)
     try:
-        return subprocess.run(command, cwd=cwd, timeout=timeout).returncode
+        return process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         log(f"stopped at the time limit: {shlex.join(command[:6])} ...")
+        for sig, grace in ((signal.SIGINT, 10), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(process.pid, sig)
+                process.wait(timeout=grace)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
         return 124
+
+
+def stop_queue(project: Path) -> None:
+    """Stop DVC's queue worker and every process still running in the project (a queued
+    experiment's stage runs in a process DVC's own kill leaves behind)."""
+    try:
+        subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=project, timeout=15)
+    except subprocess.TimeoutExpired:
+        log("dvc queue stop --kill did not answer in 15 s")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            inside = Path(os.readlink(proc / "cwd")).is_relative_to(project)
+        except OSError:
+            continue
+        if inside:
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+                log(f"killed process {proc.name}, left running in {project}")
+            except ProcessLookupError:
+                pass
 
 
 def make_project(work: Path, params_changes: list[str]) -> Path:
@@ -240,6 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     deadline = started + args.limit
     args.out.mkdir(parents=True, exist_ok=True)
+    missing = [tool for tool in ("git", "dvc") if shutil.which(tool) is None]
+    if missing:
+        why = f"{' and '.join(missing)} not found (carry .whl: scripts/gpu_wheels.sh)"
+        (args.out / "timings.json").write_text(json.dumps({"error": why}) + "\n")
+        log(f"error: {why}")
+        return 2
     work = args.work or Path(tempfile.mkdtemp(prefix="gpu-reproduce-"))
     work.mkdir(parents=True, exist_ok=True)
     import torch
@@ -250,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         archive = assemble(args.parts, args.name, work / args.name)
     weights = args.googlenet_weights
+    if weights not in ("none", "imagenet"):
+        weights = str(Path(weights).resolve())  # the stages run in the scratch copy
     changes = [
         f"data.archive={archive}",
         f"data.md5={args.md5}",
@@ -272,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t = time.monotonic()
     rc = run(["dvc", "repro", "finetune_googlenet"], project, deadline - t - RESERVE_S)
+    if rc == 124:
+        stop_queue(project)
     timings["shared_stages_s"] = round(time.monotonic() - t, 1)
     if rc != 0:
         timings["shared_stages_exit"] = rc
@@ -317,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             t = time.monotonic()
             rc = run(command, project, left)
             if rc == 124:
-                subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=project)
+                stop_queue(project)
             else:
                 per_pixel = (time.monotonic() - t) / (size / 224) ** 2
         record.update(

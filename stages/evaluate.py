@@ -84,8 +84,16 @@ def main() -> None:
             row = params["report_rows"].get(meta["network"])
             report_accuracy = row["accuracy"] if row else None
         else:
+            config = meta["train_config"]
             settings = googlenet_differences(
-                {"pretrained": meta["pretrained"], "input_size": meta["input_size"], **data}
+                {
+                    "pretrained": meta["pretrained"],
+                    "input_size": meta["input_size"],
+                    "max_epochs": config["max_epochs"],
+                    "batch_size": config["batch_size"],
+                    "keep": config["keep"],
+                    **data,
+                }
             )
             columns = []
             info.update(weights=meta["weights"], pretrained=meta["pretrained"])

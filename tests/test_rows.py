@@ -1,7 +1,13 @@
 import pytest
 
 from imagenette_repro.params import ParamsError
-from imagenette_repro.rows import apply_overrides, main, queue_command, row_overrides
+from imagenette_repro.rows import (
+    apply_overrides,
+    main,
+    queue_command,
+    queue_states,
+    row_overrides,
+)
 
 from .conftest import ROOT
 
@@ -100,3 +106,18 @@ def test_the_command_line_prints_what_it_would_queue(monkeypatch, capsys):
         "network_82_828-no-aug-seed2",
     ]
     assert all("-S image_augmentation=false" in line for line in lines)
+
+
+def test_queue_states_reads_only_the_experiments_named():
+    status = (
+        "Task     Name             Created    Status\n"
+        "ab24381  network_84_8153  04:22 PM   Success\n"
+        "cd12345  network_82_828   04:20 PM   Failed\n"
+        "ef67890  network_83_949   04:25 PM   Running\n"
+        "\nWorker status: 1 active, 0 idle\n"
+    )
+    names = {"network_84_8153", "network_83_949", "network_79_0828"}
+    assert queue_states(status, names) == {
+        "network_84_8153": "Success",
+        "network_83_949": "Running",
+    }

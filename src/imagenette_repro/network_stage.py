@@ -194,7 +194,7 @@ def _save_kept(model, result, config, model_path: Path, meta: dict, input_size: 
             "classes": WNIDS,
             "class_names": ENGLISH,
             "input": "float RGB images in [0, 1], shape (N, 3, S, S)",
-            "kept_weights": config.keep,
+            "kept_weights": result.kept,
             "kept_epoch": result.kept_epoch,
             "epochs_run": result.epochs_run,
             "stopped_early": result.stopped_early,

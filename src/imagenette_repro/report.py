@@ -46,11 +46,9 @@ def experiments_from_dvc(shown: list[dict]) -> list[dict]:
                 # Queued, running or failed experiments have no evaluation (DVC reports
                 # an error for the file instead).
                 evaluation = metrics.get("metrics/evaluation.json", {})
-                finished = _get(evaluation, "custom.val_folder.accuracy") or _get(
-                    evaluation,
-                    "custom.valid.accuracy",  # an old-protocol run
-                )
-                if finished and params:
+                finished = _get(evaluation, "custom.val_folder.accuracy") is not None
+                old = _get(evaluation, "custom.valid.accuracy") is not None  # old protocol
+                if (finished or old) and params:
                     name = rev.get("name") or experiment.get("name") or rev.get("rev", "")[:7]
                     records.append({"name": name, "params": params, "metrics": metrics})
     return records

@@ -17,6 +17,9 @@ REPORT_PROTOCOL = "val_folder"
 FULL_ARCHIVE = {"train": 9469, "val": 3925}  # imagenette2's images per folder
 R2018B_TRAINING = {"init": "normal_0.01", "patience_on": "loss", "keep": "final"}
 GOOGLENET_INPUT_SIZE = 224
+# MathWorks' GoogLeNet transfer-learning example of that era (report.md): what the
+# fine-tuning is compared at.
+GOOGLENET_RECIPE = {"max_epochs": 6, "batch_size": 10, "keep": "final"}
 
 
 def data_differences(protocol: str, folders: dict) -> list[str]:
@@ -62,10 +65,17 @@ def custom_differences(run: dict, rows: dict) -> tuple[list[str], list[str]]:
 
 def googlenet_differences(run: dict) -> list[str]:
     """How a GoogLeNet run differs from the report's fine-tuning: ImageNet weights, 224 px,
-    the report's data. `run`: pretrained, input_size, protocol, folders."""
+    the recipe's epochs, batch and kept weights, the report's data. `run`: pretrained,
+    input_size, max_epochs, batch_size, keep, protocol, folders."""
     found = [] if run["pretrained"] else ["not from ImageNet weights"]
     if run["input_size"] != GOOGLENET_INPUT_SIZE:
         found.append(f"{run['input_size']} px")
+    if run["max_epochs"] != GOOGLENET_RECIPE["max_epochs"]:
+        found.append(f"{run['max_epochs']} epochs max")
+    if run["batch_size"] != GOOGLENET_RECIPE["batch_size"]:
+        found.append(f"batch {run['batch_size']}")
+    if run["keep"] != GOOGLENET_RECIPE["keep"]:
+        found.append(f"keep {run['keep']}")
     return found + data_differences(run["protocol"], run["folders"])
 
 

@@ -109,8 +109,20 @@ def existing_experiments() -> list[tuple[str, dict]]:
     return found
 
 
-def wait_for_queue(poll_seconds: float = 5.0) -> str:
-    """Block until DVC's queue has nothing queued or running; print and return its status."""
+def queue_states(status: str, names: set[str]) -> dict[str, str]:
+    """Each named experiment's state (Queued, Running, Success, Failed, ...) in the text
+    of `dvc queue status` (columns: task, name, created, status)."""
+    states = {}
+    for line in status.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[1] in names:
+            states[fields[1]] = fields[-1]
+    return states
+
+
+def wait_for_queue(names: set[str], poll_seconds: float = 5.0) -> dict[str, str]:
+    """Block until none of the named experiments is queued or running (others in DVC's
+    queue, older ones included, do not count); print the status; return their states."""
     last = None
     while True:
         status = subprocess.run(
@@ -119,8 +131,9 @@ def wait_for_queue(poll_seconds: float = 5.0) -> str:
         if status != last:
             print(status, flush=True)
             last = status
-        if not any(word in status for word in ("Queued", "Running")):
-            return status
+        states = queue_states(status, names)
+        if not any(state in ("Queued", "Running") for state in states.values()):
+            return states
         time.sleep(poll_seconds)
 
 
@@ -181,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     known = [] if args.dry_run else existing_experiments()
-    failed = []
+    failed, queued = [], []
     for row, seed, command in planned:
         # A duplicate: an experiment whose whole params.yaml equals this one's would-be.
         expected = apply_overrides(params, row_overrides(params, row, args.extra, seed))
@@ -190,8 +203,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skip {name}: an experiment with these params exists")
             continue
         print(" ".join(command), flush=True)
-        if not args.dry_run and subprocess.run(command).returncode != 0:
-            failed.append(experiment_name(row, seed, args.name_suffix))
+        name = experiment_name(row, seed, args.name_suffix)
+        if args.dry_run:
+            continue
+        if subprocess.run(command).returncode != 0:
+            failed.append(name)
+        else:
+            queued.append(name)
     if failed:
         print(
             f"error: DVC did not queue {', '.join(failed)} (see above; an experiment of "
@@ -201,9 +219,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.run and not args.dry_run:
         subprocess.run(["dvc", "queue", "start", "-j", str(args.jobs)], check=True)
-        if "Failed" in wait_for_queue():
+        states = wait_for_queue(set(queued))
+        failed = sorted(name for name in queued if states.get(name) != "Success")
+        if failed:
             print(
-                "error: some experiments failed; `dvc queue logs <name>` shows why", file=sys.stderr
+                f"error: {', '.join(failed)} did not succeed "
+                f"({', '.join(states.get(name, 'not in the queue') for name in failed)}); "
+                "`dvc queue logs <name>` shows why",
+                file=sys.stderr,
             )
             return 1
     return 0

@@ -83,6 +83,7 @@ class TrainConfig:
 class FitResult:
     kept_state: dict  # the weights `keep` chose
     kept_epoch: int
+    kept: str  # which: config.keep, or the final ones when that found no epoch
     epochs_run: int
     stopped_early: bool
     best_loss_epoch: int  # the epoch of the lowest validation loss
@@ -502,9 +503,14 @@ def fit(
         kept_state, kept_epoch = _cpu_state(model), state["epoch"]
     else:
         kept_state, kept_epoch = state["kept_state"], state[f"{config.keep}_epoch"]
+    kept = config.keep
+    if kept_state is None:  # no epoch ever improved (NaN losses): the last epoch's
+        kept_state, kept_epoch = _cpu_state(model), state["epoch"]
+        kept = f"final (no {config.keep} epoch)"
     return FitResult(
         kept_state=kept_state,
         kept_epoch=kept_epoch,
+        kept=kept,
         epochs_run=state["epoch"],
         stopped_early=state["stopped_early"],
         best_loss_epoch=state["best_loss_epoch"],

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The report's best row, network_84_8153, on all real images with its full budget (up to
+# 30 epochs, the report's protocol, loss patience, final weights) at 32 px on a CPU, twice:
+# with R2018b's N(0, 0.01) init and with Glorot. GoogLeNet from random init for 1 epoch
+# (no ImageNet weights offline; not compared with the report). Two DVC experiments; the
+# comparison (labelled with what differs from the report's settings) in results/$OUT.
+#   bash scripts/run_best_row_cpu.sh [ARCHIVE [MD5]]   (OUT=cpu-32px-val-folder)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DVC_STUDIO_OFFLINE=true DVC_NO_ANALYTICS=1 PYTHONUNBUFFERED=1
+archive=$(realpath "${1:-../shared/data/imagenette2-224.tgz}") # queued runs need absolute paths
+md5=${2:-003aed9aab56a5804f410d9443dba23b}
+out=results/${OUT:-cpu-32px-val-folder}
+common=(-S "data.archive=$archive" -S "data.md5=$md5" -S data.input_size=32
+  -S train.scaled_input=true -S googlenet.weights=none -S googlenet.max_epochs=1)
+start=$SECONDS
+python -m imagenette_repro.rows queue network_84_8153 "${common[@]}" --name-suffix r2018b-init
+python -m imagenette_repro.rows queue network_84_8153 "${common[@]}" -S train.init=glorot \
+  --name-suffix glorot --run -j 1
+echo "queue: $((SECONDS - start)) s on $(nproc) CPU cores"
+mkdir -p "$out"
+dvc exp show --json >"$out/exp_show.json"
+python -m imagenette_repro.report --input "$out/exp_show.json" --out "$out"
