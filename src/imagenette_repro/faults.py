@@ -107,7 +107,7 @@ def tiny_params(work: Path, **changes: object) -> dict:
     """The repository's params with tiny data settings; dotted keys in `changes`."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"].update(input_size=SIZE, md5=None, archive=str(work / "tiny.tgz"))
-    params["train"].update(batch_size=10, max_epochs=1, scaled_input=True)
+    params["train"].update(batch_size=10, max_epochs=1, scaled_input=True, init="normal_0.01")
     params["googlenet"].update(weights="none", batch_size=10, max_epochs=1)
     for dotted, value in changes.items():
         *parents, key = dotted.split(".")

@@ -65,17 +65,20 @@ def use_tiny_settings(
     batch_size: int = 20,
     epochs: int = 2,
     googlenet_weights: str = "none",
+    init: str = "normal_0.01",
     **changes: object,
 ) -> dict:
     """params.yaml of `repo` set for a run of seconds: `archive` (default: the embedded
     sample; md5 "sample" is its checksum) at 32 px, `epochs` epochs of the custom network,
-    1 of GoogLeNet; `changes` are more params ("section.key": value). Returns the params."""
+    1 of GoogLeNet; `changes` are more params ("section.key": value). Returns the params.
+    It sets every key `make sample` sets (scripts/run_sample.sh), so the result is the same
+    whether or not the working tree holds the sample's experiment."""
     if md5 == "sample":
         md5 = SAMPLE_MD5.read_text().split()[0]
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text())
     params["data"].update(archive=str(archive), md5=md5, input_size=32)
-    params["train"].update(batch_size=batch_size, max_epochs=epochs, scaled_input=True)
+    params["train"].update(batch_size=batch_size, max_epochs=epochs, scaled_input=True, init=init)
     params["googlenet"].update(weights=googlenet_weights, batch_size=batch_size, max_epochs=1)
     for dotted, value in changes.items():
         section, key = dotted.split(".")
