@@ -10,7 +10,8 @@ that archive, runs the shared stages once, then runs, as DVC experiments through
  3. network_82_828 (the report's ADAM row, same layers), and network_84_8153 without
     augmentation (conclusions 3 and 2 at the report's scale);
  4. a short benchmark (bench/benchmark.py: whole-epoch img/s against the plain baseline,
-    the bare step's share of peak);
+    the bare step's share of peak, the step with each speed switch flipped: bf16,
+    channels_last, torch.compile, ...);
  5. the other rows by falling report accuracy, while the time limit allows.
 
 After every step it writes what it has to --out (at most 8 files: what the device tool
@@ -258,10 +259,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument(
         "--bench-args",
-        default="--sizes 224 --batches 20 --step-batches 10 --peak-gflops 989000",
+        default="--sizes 224 --batches 20 --step-batches 10 --switches --peak-gflops 989000",
         help="bench/benchmark.py's options (peak: the H100/H200's dense bf16 989 TFLOP/s)",
     )
-    parser.add_argument("--bench-limit", type=float, default=120, help="seconds (120)")
+    parser.add_argument("--bench-limit", type=float, default=150, help="seconds (150)")
     parser.add_argument(
         "--steps",
         help="comma-separated step names to run, in plan order (default: all; e.g. the "
