@@ -544,7 +544,8 @@ CASES = [
     Case("checkpoint from other params", "interruption", "not resumed; training starts afresh",
          other_params_checkpoint, heavy=True),
     Case("same seed twice, then seed + 1", "determinism",
-         "same seed: byte-identical metrics; other seed: other split and metrics", seeds,
+         "same seed: byte-identical metrics; other seed (protocol train_split): other split "
+         "and metrics", seeds,
          heavy=True),
 ]  # fmt: skip
 
