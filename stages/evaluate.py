@@ -40,6 +40,7 @@ def custom_run(meta: dict, data: dict) -> dict:
         "max_epochs": config["max_epochs"],
         "batch_size": config["batch_size"],
         "init": meta.get("init"),
+        "dropout": meta.get("dropout", True),
         "patience_on": config["patience_on"] if config["patience"] is not None else None,
         "keep": config["keep"],
         "row_params": meta.get("row_params"),
@@ -72,6 +73,7 @@ def main() -> None:
             "stopped_early": meta["stopped_early"],
             "best_valid_loss_epoch": meta["best_valid_loss_epoch"],
             "best_valid_accuracy_epoch": meta["best_valid_accuracy_epoch"],
+            "precision": meta.get("precision", "fp32"),  # of the training step (autocast)
             **summary,
         }
         if name == "custom":

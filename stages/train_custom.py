@@ -5,6 +5,7 @@ names one of `recipes`, that modern recipe's timm model (same loop, same outputs
 from dataclasses import replace
 from pathlib import Path
 
+from imagenette_repro.architecture import without_dropout
 from imagenette_repro.classes import WNIDS
 from imagenette_repro.data import ImageSet, mean_image
 from imagenette_repro.models import build_custom_network, build_timm_network
@@ -77,6 +78,8 @@ def report_network(params: dict, train: ImageSet, data_hash: str):
     and model meta."""
     input_size = train.images.shape[1]
     layers = layer_list(params)
+    if not params["train"]["dropout"]:
+        layers = without_dropout(layers)
     model = build_custom_network(
         layers, input_size, len(WNIDS), params["train"]["init"], params["network"]
     )
@@ -89,6 +92,7 @@ def report_network(params: dict, train: ImageSet, data_hash: str):
         "normalization": "zerocenter: the training images' mean image, inside the model",
         "row_params": {key: params[key] for key in ROW_COLUMNS},
         "init": params["train"]["init"],
+        "dropout": params["train"]["dropout"],
     }
     config = train_config(params, input_size, network_input_size(params))
     return model, config, (layers, params["train"]["init"], data_hash), meta

@@ -66,6 +66,11 @@ def parse_layer(text: str) -> Layer:
     raise ArchitectureError(f"unknown layer {text!r}; expected one of {NOTATION_HELP}")
 
 
+def without_dropout(layers: list[str]) -> list[str]:
+    """The layer list with its Dropout layers left out (params `train.dropout: false`)."""
+    return [text for text in layers if parse_layer(text).kind != "dropout"]
+
+
 def parse_architecture(
     layers: list[str], input_size: int, num_classes: int = 10, name: str = "architecture"
 ) -> list[Layer]:

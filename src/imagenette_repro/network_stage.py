@@ -177,7 +177,14 @@ def train_and_save(
             live.log_metric("best/valid_accuracy_epoch", result.best_accuracy_epoch, plot=False)
     try:
         if world.is_main:
-            _save_kept(model, result, config, model_path, meta, input_size)
+            _save_kept(
+                model,
+                result,
+                config,
+                model_path,
+                {**meta, "precision": runtime.precision},
+                input_size,
+            )
     finally:  # every process leaves the group together, after the save (or its error)
         distributed.finish(world)
 

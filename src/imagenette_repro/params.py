@@ -55,6 +55,7 @@ SCHEMA: dict[str, Any] = {
         "patience_on": str,
         "keep": str,
         "scaled_input": bool,
+        "dropout": bool,
         "scale_min": NUMBER,
         "scale_max": NUMBER,
         "translation_px": NUMBER,

@@ -37,7 +37,8 @@ def custom_differences(run: dict, rows: dict) -> tuple[list[str], list[str]]:
     """(settings, columns) in which a custom-network run differs from the report's row
     of the same name; both empty: a report row. `run`: network, kind (custom | timm),
     input_size, own_input_size, max_epochs, batch_size, init, patience_on, keep,
-    row_params (the table's columns), protocol, folders (images per folder)."""
+    dropout (False: the Dropout layers left out), row_params (the table's columns),
+    protocol, folders (images per folder)."""
     settings = []
     if run["input_size"] != run["own_input_size"]:
         settings.append(f"{run['input_size']} px")
@@ -49,6 +50,8 @@ def custom_differences(run: dict, rows: dict) -> tuple[list[str], list[str]]:
     for key, value in R2018B_TRAINING.items():
         if run.get(key) != value:
             settings.append(f"{key} {run.get(key)}")
+    if run.get("dropout") is False:
+        settings.append("no dropout")
     row = rows.get(run["network"])
     if run["kind"] != "custom":
         columns = ["a modern recipe, not one of the report's rows"]

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The report's conclusions 2-4 re-tested at convergence (issue 13): on all real images at
+# 32 px, each run with the full budget (up to 30 epochs, the report's protocol, loss
+# patience, final weights), Glorot init (R2018b's N(0, 0.01) does not learn at 32 px:
+# results/cpu-32px-val-folder), bf16 autocast, for each seed of SEEDS:
+#   network_84_8153-study            the report's best row
+#   network_84_8153-study-no-aug     the same without augmentation      (conclusion 2)
+#   network_82_828-study             the report's ADAM row, same layers (conclusion 3)
+#   network_84_8153-study-no-dropout the same without its Dropout layer (conclusion 4)
+# Queued seed by seed (a batch cut short still holds whole seeds), JOBS experiments at a
+# time with one thread each. GoogLeNet: 1 epoch from random init (needed by evaluate; not
+# part of the study). The record of the batch: results/$OUT/exp_show_<BATCH>.json.
+#   SEEDS="42 43 44" JOBS=2 BATCH=batch1 bash scripts/run_conclusions_cpu.sh [ARCHIVE [MD5]]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DVC_STUDIO_OFFLINE=true DVC_NO_ANALYTICS=1 PYTHONUNBUFFERED=1
+archive=$(realpath "${1:-../shared/data/imagenette2-224.tgz}") # queued runs need absolute paths
+md5=${2:-003aed9aab56a5804f410d9443dba23b}
+out=results/${OUT:-cpu-32px-conclusions}
+jobs=${JOBS:-2}
+common=(-S "data.archive=$archive" -S "data.md5=$md5" -S data.input_size=32
+  -S train.scaled_input=true -S train.init=glorot -S runtime.precision=bf16
+  -S "runtime.num_threads=$((jobs > 1 ? 1 : 0))"
+  -S googlenet.weights=none -S googlenet.max_epochs=1)
+start=$SECONDS
+for seed in ${SEEDS:-42 43 44}; do
+  python -m imagenette_repro.rows queue network_84_8153 "${common[@]}" --seeds "$seed" \
+    --name-suffix study
+  python -m imagenette_repro.rows queue network_84_8153 "${common[@]}" --seeds "$seed" \
+    -S image_augmentation=false --name-suffix study-no-aug
+  python -m imagenette_repro.rows queue network_82_828 "${common[@]}" --seeds "$seed" \
+    --name-suffix study
+  python -m imagenette_repro.rows queue network_84_8153 "${common[@]}" --seeds "$seed" \
+    -S train.dropout=false --name-suffix study-no-dropout
+done
+dvc queue start -j "$jobs"
+while dvc queue status | grep -qE ' (Queued|Running) *$'; do sleep 60; done
+dvc queue status
+echo "queue: $((SECONDS - start)) s on $(nproc) CPU cores"
+mkdir -p "$out"
+dvc exp show --json >"$out/exp_show_${BATCH:-batch1}.json"
+python -m imagenette_repro.study --out "$out" "$out"/exp_show_*.json
