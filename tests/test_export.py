@@ -13,7 +13,7 @@ import torch
 
 from imagenette_repro.data import decode_image, to_input
 from imagenette_repro.export import ExportError, compare, export_model, run_torchscript, verify
-from imagenette_repro.models import load_model
+from imagenette_repro.saved import load_model
 
 from .conftest import ROOT, write_jpeg
 from .test_predict import save_tiny_custom, save_tiny_googlenet

@@ -4,14 +4,18 @@ import pytest
 import torch
 from torchvision.models import googlenet
 
-from imagenette_repro.models import (
+from imagenette_repro.models import save_model
+from imagenette_repro.pretrained import (
     WeightsError,
-    build_googlenet,
-    freeze_googlenet,
-    load_model,
-    new_layer_parameters,
-    save_model,
+    check_hash_in_name,
+    classifier,
+    freeze_through,
+    imagenet_network,
+    read_state,
+    replace_classifier,
+    weights_source,
 )
+from imagenette_repro.saved import load_model
 
 
 def make_weights_file(folder, name="googlenet"):
@@ -29,11 +33,14 @@ def make_weights_file(folder, name="googlenet"):
 
 def test_local_weights_file_is_loaded_and_the_classifier_replaced(tmp_path):
     path, state = make_weights_file(tmp_path)
-    model, info = build_googlenet(str(path))
-    assert info["pretrained"] and info["weights"] == f"file:{path.name}"
+    found, source = weights_source("googlenet", str(path))
+    assert found == path and source == f"file:{path.name}"
+    model = imagenet_network("googlenet", read_state(path))
     net = model[1]
     assert torch.equal(net.conv1.conv.weight, state["conv1.conv.weight"])
-    assert net.fc.out_features == 10 and net.aux1 is None and net.transform_input
+    assert net.fc.out_features == 1000 and net.aux1 is None and net.transform_input
+    replace_classifier(model, "googlenet")
+    assert classifier(model, "googlenet").out_features == 10
     model.eval()
     assert model(torch.rand(2, 3, 64, 64)).shape == (2, 10)
 
@@ -42,67 +49,71 @@ def test_weights_file_whose_hash_does_not_match_its_name_is_refused(tmp_path):
     path, _ = make_weights_file(tmp_path)
     wrong = path.with_name("googlenet-00000000.pth")
     path.rename(wrong)
+    digest = hashlib.sha256(wrong.read_bytes()).hexdigest()
     with pytest.raises(WeightsError, match="sha256 starts with"):
-        build_googlenet(str(wrong))
+        check_hash_in_name(wrong, digest)
 
 
 def test_imagenet_weights_come_through_torchs_cache(tmp_path, monkeypatch):
-    # torch.hub looks in $TORCH_HOME/hub/checkpoints before it downloads anything.
+    # torch.hub looks in $TORCH_HOME/hub/checkpoints before it downloads anything (and
+    # checks the hash only of what it downloads: the pretrained stage checks the file).
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     cache = tmp_path / "hub" / "checkpoints"
     cache.mkdir(parents=True)
     _, state = make_weights_file(tmp_path)
     torch.save(state, cache / "googlenet-1378be20.pth")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    model, info = build_googlenet("imagenet")
-    assert info == {
-        "weights": "imagenet",
-        "pretrained": True,
-        "url": "https://download.pytorch.org/models/googlenet-1378be20.pth",
-    }
-    assert torch.equal(model[1].conv1.conv.weight, state["conv1.conv.weight"])
+    path, source = weights_source("googlenet", "imagenet")
+    assert path == cache / "googlenet-1378be20.pth"
+    assert source == "https://download.pytorch.org/models/googlenet-1378be20.pth"
+    with pytest.raises(WeightsError, match="its name says 1378be20"):  # not the real file
+        check_hash_in_name(path, hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 def test_none_is_random_init_and_not_pretrained():
-    _, info = build_googlenet("none")
-    assert info == {"weights": "none", "pretrained": False}
+    assert weights_source("googlenet", "none") == (None, "none")
+    assert not imagenet_network("googlenet", None)[1].transform_input
 
 
 def test_bad_weights_values_are_named(tmp_path):
     with pytest.raises(WeightsError, match="googlenet.weights.*allowed: imagenet, none"):
-        build_googlenet(str(tmp_path / "missing.pth"))
+        weights_source("googlenet", str(tmp_path / "missing.pth"))
+    with pytest.raises(WeightsError, match="googlenet.model: 'vgg'"):
+        weights_source("vgg", "none")
     (tmp_path / "junk.pth").write_bytes(b"junk")
     with pytest.raises(WeightsError, match="junk.pth: not a torch state dict"):
-        build_googlenet(str(tmp_path / "junk.pth"))
-    torch.save({"conv1.conv.weight": torch.zeros(1)}, tmp_path / "partial.pth")
+        read_state(tmp_path / "junk.pth")
     with pytest.raises(WeightsError, match="does not fit"):
-        build_googlenet(str(tmp_path / "partial.pth"))
+        imagenet_network("googlenet", {"conv1.conv.weight": torch.zeros(1)})
 
 
 def test_freezing_stops_at_the_named_layer():
-    model, _ = build_googlenet("none")
-    frozen = freeze_googlenet(model, "maxpool2")
+    model = imagenet_network("googlenet", None)
+    replace_classifier(model, "googlenet")
+    frozen = freeze_through(model, "maxpool2")
     assert frozen == ["conv1", "maxpool1", "conv2", "conv3", "maxpool2"]
     assert not any(p.requires_grad for p in model[1].conv3.parameters())
     assert all(p.requires_grad for p in model[1].inception3a.parameters())
-    assert all(p.requires_grad for p in new_layer_parameters(model))
-    with pytest.raises(WeightsError, match="'conv9' is not a GoogLeNet layer"):
-        freeze_googlenet(model, "conv9")
+    assert all(p.requires_grad for p in classifier(model, "googlenet").parameters())
+    with pytest.raises(WeightsError, match="'conv9' is not a layer of this network"):
+        freeze_through(model, "conv9")
 
 
 def test_saved_model_reloads_with_the_same_predictions(tmp_path):
-    model, info = build_googlenet("none")
+    path, _ = make_weights_file(tmp_path)
+    model = imagenet_network("googlenet", read_state(path))
+    replace_classifier(model, "googlenet")
     model.eval()
     meta = {
         "kind": "googlenet",
         "network": "googlenet",
+        "model": "googlenet",
         "input_size": 32,
-        "transform_input": False,
+        "transform_input": True,
         "classes": list("abcdefghij"),
-        **info,
     }
     save_model(tmp_path / "model.pt", model, meta)
     loaded, loaded_meta = load_model(tmp_path / "model.pt")
     x = torch.rand(3, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
-    assert loaded_meta == meta
+    assert loaded_meta == meta and loaded[1].transform_input

@@ -3,9 +3,12 @@ fed the embedded sample of real Imagenette JPEGs over HTTP from 127.0.0.1."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 
 import pytest
+import torch
 import yaml
 
 from .conftest import run, use_tiny_settings
@@ -15,6 +18,7 @@ STAGES = (
     "download",
     "split",
     "prepare",
+    "pretrained",
     "train_custom",
     "finetune_googlenet",
     "evaluate",
@@ -44,7 +48,9 @@ def stage_runs(output: str) -> dict[str, str]:
 
 def test_repro_then_adam_variant_reruns_only_training_and_evaluation(project, sample_url):
     repo, env = project
-    weights, _ = make_weights_file(repo.parent)
+    made, _ = make_weights_file(repo.parent)
+    weights = repo.parent / "googlenet-local.pth"
+    shutil.copy(made, weights)  # replaced in place below
     use_tiny_settings(repo, sample_url, str(weights))
     run(["git", "commit", "-qam", "tiny settings"], repo, env)
 
@@ -73,6 +79,15 @@ def test_repro_then_adam_variant_reruns_only_training_and_evaluation(project, sa
     assert first["googlenet"]["pretrained"] and not first["googlenet"]["is_report_row"]
     assert "report_accuracy" not in first["googlenet"]
     assert first["googlenet"]["weights"] == f"file:{weights.name}"
+    # Which weights made the result, and the ImageNet classifier's zero-shot accuracy.
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert first["googlenet"]["weights_sha256"] == digest
+    zero_shot = first["googlenet"]["zero_shot"]
+    assert {k: v["images"] for k, v in zero_shot.items()} == {
+        "val_folder": 60,
+        "val_folder_imagenet_val": 20,
+        "val_folder_imagenet_train": 40,
+    }
     confusion = json.loads((repo / "metrics" / "confusion" / "custom_val_folder.json").read_text())
     assert len(confusion) == 60 and set(confusion[0]) == {"actual", "predicted"}
     run(["git", "add", "-A"], repo, env)
@@ -83,6 +98,7 @@ def test_repro_then_adam_variant_reruns_only_training_and_evaluation(project, sa
         "download": "skipped",
         "split": "skipped",
         "prepare": "skipped",
+        "pretrained": "ran",  # always: it hashes the weights file, the same one here
         "train_custom": "ran",
         "finetune_googlenet": "skipped",
         "evaluate": "ran",
@@ -120,3 +136,15 @@ def test_repro_then_adam_variant_reruns_only_training_and_evaluation(project, sa
     assert held["custom"]["held_out"]["images"] == 60
     assert held["custom"]["val_folder"]["images"] == 60
     assert "protocol train_split" in held["custom"]["differs_in_settings"]
+
+    # The weights file replaced in place, under the same path: fine-tuning runs again, and
+    # the metrics name the new file's sha256.
+    torch.manual_seed(1)
+    state = torch.load(weights, weights_only=True)
+    torch.save({k: v + 0.01 if v.is_floating_point() else v for k, v in state.items()}, weights)
+    output = run(["dvc", "exp", "run", "-S", "data.protocol=val_folder"], repo, env)
+    runs = stage_runs(output)
+    assert (runs["finetune_googlenet"], runs["train_custom"]) == ("ran", "restored")
+    replaced = json.loads((repo / "metrics" / "evaluation.json").read_text())
+    new_digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert new_digest != digest and replaced["googlenet"]["weights_sha256"] == new_digest

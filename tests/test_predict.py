@@ -15,8 +15,10 @@ from PIL import Image
 
 from imagenette_repro.classes import CLASSES, ENGLISH, WNIDS
 from imagenette_repro.data import decode_image, to_input
-from imagenette_repro.models import build_custom_network, build_googlenet, load_model, save_model
+from imagenette_repro.models import build_custom_network, save_model
 from imagenette_repro.predict import classify, main
+from imagenette_repro.pretrained import imagenet_network, replace_classifier
+from imagenette_repro.saved import load_model
 
 from .conftest import ROOT, write_jpeg
 
@@ -51,7 +53,8 @@ def save_tiny_googlenet(path, seed: int = 0, size: int = 32):
     """GoogLeNet with weights 'none', saved as finetune_googlenet saves it. Its random init
     (std 0.01) gives all-equal outputs, so the convolutions get He init: outputs differ."""
     torch.manual_seed(seed)
-    model, info = build_googlenet("none")
+    model = imagenet_network("googlenet", None)
+    replace_classifier(model, "googlenet")
     for module in model.modules():
         if isinstance(module, torch.nn.Conv2d):
             torch.nn.init.kaiming_normal_(module.weight)
@@ -62,7 +65,9 @@ def save_tiny_googlenet(path, seed: int = 0, size: int = 32):
         "input_size": size,
         "classes": WNIDS,
         "class_names": ENGLISH,
-        **info,
+        "model": "googlenet",
+        "weights": "none",
+        "pretrained": False,
     }
     save_model(path, model.eval(), meta)
     return path

@@ -13,10 +13,11 @@ import pytest
 import torch
 import yaml
 
-from imagenette_repro.models import build_timm_network, load_model, save_model
+from imagenette_repro.models import build_timm_network, save_model
 from imagenette_repro.params import ParamsError, validate
 from imagenette_repro.report import comparison_table, conclusions, experiments_from_dvc
 from imagenette_repro.rows import row_overrides
+from imagenette_repro.saved import load_model
 from imagenette_repro.training import TrainConfig, fit, make_scheduler
 
 from .conftest import ROOT

@@ -23,7 +23,12 @@ EVALUATION_SETS = {
     # The official val folder: what the report measured, under either protocol.
     "val_folder": lambda index: index["folder"] == "val",
     "val_folder_imagenet_val": lambda index: (index["folder"] == "val") & index["imagenet_val"],
+    # The rest of the val folder: ImageNet training images, which an ImageNet-pretrained
+    # network has seen in pretraining (the leakage the report missed).
+    "val_folder_imagenet_train": lambda index: (index["folder"] == "val") & ~index["imagenet_val"],
 }
+# The val folder and its two parts (zero-shot accuracy of a pretrained network).
+VAL_FOLDER_SETS = ("val_folder", "val_folder_imagenet_val", "val_folder_imagenet_train")
 # The sets a confusion matrix is written for (metrics/confusion/<model>_<set>.json).
 CONFUSION_SETS = ("val_folder",)
 
@@ -34,16 +39,17 @@ def evaluate_model(
     index: pd.DataFrame,
     device: torch.device,
     runtime: Runtime | None = None,
+    sets: tuple[str, ...] = tuple(EVALUATION_SETS),
 ) -> tuple[dict, dict, dict]:
-    """Per evaluation set: summary metrics, per-class accuracy, and (actual, predicted)
-    class-name pairs for a confusion matrix."""
+    """Per evaluation set (of `sets`): summary metrics, per-class accuracy, and (actual,
+    predicted) class-name pairs for a confusion matrix."""
     runtime = runtime or Runtime()
     model.to(device, memory_format=runtime.memory_format)
     # The whole store on the GPU when it fits: each set is then gathered there.
     data = place(data, device, runtime.data_on_device)
     summary, per_class, pairs = {}, {}, {}
-    for name, select in EVALUATION_SETS.items():
-        mask = select(index).to_numpy()
+    for name in sets:
+        mask = EVALUATION_SETS[name](index).to_numpy()
         if not mask.any():
             continue
         subset = data.subset(mask)

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from .classes import CLASSES
+from .errors import UserError
 from .files import replacing
-from .models import WeightsError
 
 TOLERANCE = 1e-4  # largest difference allowed between probabilities
 CHECK_BATCHES = (1, 3)  # batch sizes compared, neither the one traced (2): dynamic batch
@@ -32,9 +32,9 @@ INPUT_NAME, OUTPUT_NAME = "images", "logits"
 EXPORTERS = ("dynamo", "legacy")
 
 
-class ExportError(WeightsError):
-    """A model that cannot be exported, or whose export does not give its outputs. (A
-    WeightsError, so that stage.run reports it as one line with exit code 2.)"""
+class ExportError(UserError, RuntimeError):
+    """A model that cannot be exported, or whose export does not give its outputs (a
+    UserError: stage.run reports it as one line with exit code 2)."""
 
 
 @contextlib.contextmanager

@@ -62,6 +62,7 @@ SCHEMA: dict[str, Any] = {
         "reflection": bool,
     },
     "googlenet": {
+        "model": str,
         "weights": str,
         "freeze_through": (str, type(None)),
         "optimizer": str,
@@ -142,6 +143,12 @@ GOOGLENET_LAYERS = (
     "inception5a",
     "inception5b",
 )
+# The children of each pretrained network googlenet.model may name (pretrained.py): what
+# googlenet.freeze_through may name (timm's tf_efficientnet_lite0 for the stand-in).
+PRETRAINED_LAYERS = {
+    "googlenet": GOOGLENET_LAYERS,
+    "efficientnet_lite0": ("conv_stem", "bn1", "blocks", "conv_head", "bn2"),
+}
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
 
@@ -346,11 +353,13 @@ def validate(params: dict) -> dict:
             f"params.yaml: 'runtime.device' is {params['runtime']['device']!r}; "
             "allowed: auto, cpu, cuda, cuda:N, mps"
         )
+    _choice(params, "googlenet.model", tuple(PRETRAINED_LAYERS))
     freeze = params["googlenet"]["freeze_through"]
-    if freeze is not None and freeze not in GOOGLENET_LAYERS:
+    layers = PRETRAINED_LAYERS[params["googlenet"]["model"]]
+    if freeze is not None and freeze not in layers:
         raise ParamsError(
-            f"params.yaml: 'googlenet.freeze_through' is {freeze!r}; allowed: "
-            f"null, {', '.join(GOOGLENET_LAYERS)}"
+            f"params.yaml: 'googlenet.freeze_through' is {freeze!r}; allowed for "
+            f"{params['googlenet']['model']}: null, {', '.join(layers)}"
         )
     for name, layers in params["architectures"].items():
         if not isinstance(layers, list) or not all(isinstance(s, str) for s in layers):

@@ -24,7 +24,7 @@ from PIL import Image
 
 from .classes import CLASSES
 from .data import DataError, decode_image, to_input
-from .models import load_model
+from .saved import load_model
 
 DEFAULT_MODEL = Path("data/models/custom.pt")
 NAMES = {wnid: (english, polish) for wnid, english, polish in CLASSES}

@@ -68,9 +68,13 @@ def custom_differences(run: dict, rows: dict) -> tuple[list[str], list[str]]:
 
 def googlenet_differences(run: dict) -> list[str]:
     """How a GoogLeNet run differs from the report's fine-tuning: ImageNet weights, 224 px,
-    the recipe's epochs, batch and kept weights, the report's data. `run`: pretrained,
-    input_size, max_epochs, batch_size, keep, protocol, folders."""
-    found = [] if run["pretrained"] else ["not from ImageNet weights"]
+    the recipe's epochs, batch and kept weights, the report's data. `run`: model,
+    pretrained, input_size, max_epochs, batch_size, keep, protocol, folders."""
+    found = []
+    if run.get("model", "googlenet") != "googlenet":
+        found.append(f"stand-in {run['model']}, not GoogLeNet")
+    if not run["pretrained"]:
+        found.append("not from ImageNet weights")
     if run["input_size"] != GOOGLENET_INPUT_SIZE:
         found.append(f"{run['input_size']} px")
     if run["max_epochs"] != GOOGLENET_RECIPE["max_epochs"]:
