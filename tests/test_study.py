@@ -334,6 +334,17 @@ def test_merging_batches_keeps_the_newest_run(tmp_path):
         assert table.loc[name, "val_folder_accuracy"] == pytest.approx(62.0)
 
 
+def test_running_experiments_are_left_out(tmp_path):
+    # While it runs, `dvc exp show` gives an experiment its parent commit's metrics.
+    shown = exp_show([rev("network_84_8153-study-seed42", params_for("base", 42), 62.0, 70.0)])
+    running = rev("network_82_828-study-seed42", params_for("adam_row", 42), 33.3, 40.0)
+    shown[1]["experiments"].append(
+        {"name": running["name"], "executor": {"state": "running"}, "revs": [running]}
+    )
+    table = load_table([write_json(tmp_path / "b.json", shown)])
+    assert list(table["experiment"]) == ["network_84_8153-study-seed42"]
+
+
 def test_other_experiments_are_ignored(tmp_path):
     revs = [
         rev("network_84_8153-study-seed42", params_for("base", 42), 62.0, 70.0),

@@ -236,11 +236,14 @@ def _file_data(data: dict, section: str, file: str) -> dict:
 
 def experiments_from_exp_show(shown: list[dict], source: str = "") -> list[Experiment]:
     """Every finished experiment (metrics/evaluation.json with a val-folder accuracy) of one
-    `dvc exp show --json`; queued, running and failed ones (null or missing entries) are
-    left out."""
+    `dvc exp show --json`; queued, running and failed ones are left out (a running one
+    shows its parent commit's metrics, so its executor state decides)."""
     found = []
     for commit in shown or []:
         for experiment in (commit or {}).get("experiments") or []:
+            state = ((experiment or {}).get("executor") or {}).get("state")
+            if state not in (None, "success"):
+                continue
             for rev in (experiment or {}).get("revs") or []:
                 data = (rev or {}).get("data") or {}
                 params = _file_data(data, "params", "params.yaml")
