@@ -40,4 +40,12 @@ dvc queue status
 echo "queue: $((SECONDS - start)) s on $(nproc) CPU cores"
 mkdir -p "$out"
 dvc exp show --json >"$out/exp_show_${BATCH:-batch1}.json"
-python -m imagenette_repro.study --out "$out" "$out"/exp_show_*.json
+# The tables and verdicts from every batch kept in $out; the curves from DVC's cache here;
+# conclusion 1 and the bf16 check when their results folders are there.
+extra=()
+[ -f results/cpu-224px-standin/evaluation.json ] &&
+  extra+=(--pretrained results/cpu-224px-standin/evaluation.json)
+[ -f results/cpu-32px-val-folder/exp_show.json ] &&
+  extra+=(--precision-pair results/cpu-32px-val-folder/exp_show.json:network_84_8153-glorot)
+python -m imagenette_repro.study --out "$out" --curves-from-cache . "${extra[@]}" \
+  "$out"/exp_show_*.json

@@ -1052,7 +1052,11 @@ def main(argv: list[str] | None = None) -> int:
         curves_dir = args.out / "curves"
         if args.curves_from_cache:
             for run in runs:
-                extract_curves(run.name, run.experiment.outs, args.curves_from_cache, curves_dir)
+                # An earlier batch's curves, kept in OUT, stay (its cache may be elsewhere).
+                if not (curves_dir / f"{run.name}.tsv").is_file():
+                    extract_curves(
+                        run.name, run.experiment.outs, args.curves_from_cache, curves_dir
+                    )
         curves = {run.name: read_curves(curves_dir / f"{run.name}.tsv") for run in runs}
         table, warnings = runs_table(runs, curves)
         warnings = shared_setting_warnings(runs) + warnings
