@@ -12,6 +12,7 @@ from pathlib import Path
 from imagenette_repro.files import replacing
 from imagenette_repro.params import load_params
 from imagenette_repro.pretrained import (
+    WeightsError,
     check_hash_in_name,
     imagenet_network,
     read_state,
@@ -34,10 +35,11 @@ def main() -> None:
     else:
         digest = file_sha256(path)
         check_hash_in_name(path, digest)
+        state = read_state(path)  # its errors name the file already
         try:
-            imagenet_network(model, read_state(path))
-        except Exception as err:
-            raise type(err)(f"{path}: {err}") from None
+            imagenet_network(model, state)
+        except WeightsError as err:  # say which file does not fit
+            raise WeightsError(f"{path}: {err}") from None
         with replacing(copy) as tmp:
             shutil.copyfile(path, tmp)
         info.update(sha256=digest, bytes=path.stat().st_size)
