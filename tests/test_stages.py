@@ -57,3 +57,23 @@ def test_split_names_a_missing_dataset_folder(tmp_path, params):
     result = run_stage(tmp_path, "split", params)
     assert result.returncode == 2
     assert "data/raw/imagenette/train: missing" in result.stderr
+
+
+def test_pretrained_takes_a_local_weights_file_only_from_the_watched_folder(tmp_path, params):
+    from .test_googlenet import make_weights_file
+
+    made, _ = make_weights_file(tmp_path)  # tmp_path/googlenet-<sha>.pth, outside weights/
+    params["googlenet"]["weights"] = str(made)
+    result = run_stage(tmp_path, "pretrained", params)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"googlenet.weights: {made} is outside weights/" in result.stderr
+    assert f"set googlenet.weights to weights/{made.name}" in result.stderr
+    assert not (tmp_path / "data" / "pretrained" / "source.json").exists()
+
+    (tmp_path / "weights").mkdir()
+    made.rename(tmp_path / "weights" / made.name)
+    params["googlenet"]["weights"] = f"weights/{made.name}"
+    result = run_stage(tmp_path, "pretrained", params)
+    assert result.returncode == 0, result.stderr
+    copied = tmp_path / "data" / "pretrained" / "weights.pth"
+    assert copied.read_bytes() == (tmp_path / "weights" / made.name).read_bytes()
