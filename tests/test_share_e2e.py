@@ -1,7 +1,7 @@
 """Sharing the DVC way, end to end with real git and real DVC: a run pushed to the project's
-default remote (the folder beside the clones, as .dvc/config sets it), pulled into fresh
-clones, fetched from the model registry, an experiment handed between clones, and bad
-remotes named."""
+default remote (~/dvc-remote/imagenette-repro, as .dvc/config sets it; HOME is the test's
+folder), pulled into fresh clones, fetched from the model registry, an experiment handed
+between clones, and bad remotes named."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from imagenette_repro import scratch
 
 from .conftest import run
 
-REMOTE = "imagenette-repro-dvc-remote"  # .dvc/config: ../imagenette-repro-dvc-remote
+REMOTE = Path("dvc-remote/imagenette-repro")  # .dvc/config: ~/dvc-remote/imagenette-repro
 VAL_IMAGES = "data/raw/imagenette/val/n01440764"
 
 
@@ -62,6 +62,7 @@ def team(tmp_path_factory):
     committed and pushed its results to git, and its outputs with `dvc push`."""
     work = tmp_path_factory.mktemp("share")
     project, env = scratch.copy_repository(work)
+    env["HOME"] = str(work)
     run(["git", "clone", "-q", "--bare", str(project), "origin.git"], work, env)
     first = clone(work, "first", env)
     env = {**env, "PYTHONPATH": str(first / "src")}
@@ -79,7 +80,7 @@ def team(tmp_path_factory):
 
 def test_a_fresh_clone_pulls_the_models_and_predicts_without_training(team):
     work, env, first, models = team
-    assert (work / REMOTE / "files" / "md5").is_dir()  # the default remote, beside the clones
+    assert (work / REMOTE / "files" / "md5").is_dir()  # the default remote
     second = clone(work, "second", env)
     assert not (second / "data" / "models" / "custom.pt").exists()
     run(["dvc", "pull"], second, env)
@@ -97,14 +98,24 @@ def test_a_model_is_fetched_from_the_registry_by_version(team, tmp_path):
     work, env, first, models = team
     run(["gto", "register", "custom-cnn", "--version", "v1.0.0"], first, env)
     run(["git", "push", "-q", "origin", "custom-cnn@v1.0.0"], first, env)
-    # From the team's git server: a clone DVC makes itself, told where the storage is.
+    # From the team's git server (DVC clones it), the file from the project's remote.
+    origin = str(work / "origin.git")
     run(
-        ["dvc", "artifacts", "get", str(work / "origin.git"), "custom-cnn", "--rev", "v1.0.0"]
-        + ["-o", str(tmp_path / "custom.pt"), "--remote-config", f"url={work / REMOTE}"],
+        ["dvc", "artifacts", "get", origin, "custom-cnn", "--rev", "v1.0.0"]
+        + ["-o", str(tmp_path / "custom.pt")],
         tmp_path,
         env,
     )
     assert md5(tmp_path / "custom.pt") == models["custom"]
+    run(["gto", "assign", "custom-cnn", "--stage", "prod"], first, env)
+    run(["git", "push", "-q", "origin", "custom-cnn#prod#1"], first, env)
+    run(
+        ["dvc", "artifacts", "get", origin, "custom-cnn", "--stage", "prod"]
+        + ["-o", str(tmp_path / "prod.pt")],
+        tmp_path,
+        env,
+    )
+    assert md5(tmp_path / "prod.pt") == models["custom"]
     fetched = predict(first, env, "--model", str(tmp_path / "custom.pt"))
     assert fetched.pop("model") == str(tmp_path / "custom.pt")
     expected = predict(first, env)
@@ -112,15 +123,26 @@ def test_a_model_is_fetched_from_the_registry_by_version(team, tmp_path):
     assert fetched == expected
 
 
-def test_an_experiment_moves_between_clones_with_exp_push_and_pull(team):
+def test_a_variant_runs_in_a_fresh_clone_pulling_only_what_it_needs_and_moves_on(team):
     work, env, first, models = team
-    run(["dvc", "exp", "run", "-n", "adam-row", "-S", "optimizer=adam"], first, env)
-    trained = md5(first / "data" / "models" / "custom.pt")
+    # The anchor's `dvc exp run --pull --allow-missing`: the stages whose only change is
+    # their missing outputs are skipped (the dataset is not downloaded, nor pulled); a stage
+    # that must run pulls its inputs from the remote.
+    runner = clone(work, "runner", env)
+    output = run(
+        ["dvc", "exp", "run", "--pull", "--allow-missing", "-n", "adam-row"]
+        + ["-S", "optimizer=adam"],
+        runner,
+        env,
+    )
+    ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+    assert ran == {"train_custom", "export@custom", "evaluate"}, output
+    assert not (runner / "data" / "raw" / "imagenette").exists()
+    assert (runner / "data" / "prepared").is_dir()
+    trained = md5(runner / "data" / "models" / "custom.pt")
     assert trained != models["custom"]
-    shown = run(["dvc", "metrics", "show", "--json"], first, env, stdout_only=True)
-    run(["dvc", "exp", "push", "origin", "adam-row"], first, env)
-    run(["git", "checkout", "-q", "--", "."], first, env)  # the first clone back at main
-    run(["dvc", "checkout"], first, env)
+    shown = run(["dvc", "metrics", "show", "--json"], runner, env, stdout_only=True)
+    run(["dvc", "exp", "push", "origin", "adam-row"], runner, env)
 
     third = clone(work, "third", env)
     assert "adam-row" not in run(["dvc", "exp", "list", "--all-commits"], third, env)
