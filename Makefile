@@ -28,7 +28,7 @@ lint: setup
 # The fault matrix (bad archives, images, params, full disks, SIGKILL, determinism) on tiny
 # data; its table is committed in metrics/fault_matrix.md.
 check: setup
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m imagenette_repro.faults --out metrics/fault_matrix
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m tests.faults --out metrics/fault_matrix
 
 # Training speed against the common way, on this machine (issue 6; not a test): figures in
 # metrics/benchmark.json and .md. On the real JPEGs when ../shared/data has them, else on

@@ -41,23 +41,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # tests.scratch: scratch repositories for real dvc runs
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from imagenette_repro import scratch  # noqa: E402
 from imagenette_repro.architecture import parse_layer  # noqa: E402
-from imagenette_repro.data import (  # noqa: E402
-    ImageSet,
-    augment,
-    list_images,
-    mean_image,
-    to_input,
-    write_array_store,
-)
+from imagenette_repro.batches import ImageSet, augment, mean_image, to_input  # noqa: E402
+from imagenette_repro.data import list_images, write_array_store  # noqa: E402
 from imagenette_repro.models import build_custom_network  # noqa: E402
-from imagenette_repro.network_stage import train_config as stage_train_config  # noqa: E402
 from imagenette_repro.params import (  # noqa: E402
     PRECISIONS,
     ROW_COLUMNS,
@@ -73,6 +66,8 @@ from imagenette_repro.training import (  # noqa: E402
     pick_device,
     train_step,
 )
+from imagenette_repro.training_settings import report_row_training  # noqa: E402
+from tests import scratch  # noqa: E402
 
 SAMPLE = ROOT / "sample" / "imagenette2-sample.tgz"
 REAL_DATA = ("../shared/data/imagenette2-224.tgz", "/work/shared/data/imagenette2-224.tgz")
@@ -232,9 +227,8 @@ def build_model(params: dict, network: str, size: int) -> nn.Module:
 def train_config(params: dict, network: str, size: int, batch: int, epochs: int) -> TrainConfig:
     """train_custom's settings for a report row, with augmentation on, no early stopping."""
     row = {key: params["report_rows"][network][key] for key in ROW_COLUMNS}
-    report_size = parse_layer(params["architectures"][architecture_name(params, network)][0]).size
     return replace(
-        stage_train_config({**params, **row}, size, report_size),
+        report_row_training({**params, **row, "network": network}, size),
         batch_size=batch,
         max_epochs=epochs,
         patience=None,

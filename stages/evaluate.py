@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from imagenette_repro.architecture import parse_layer
-from imagenette_repro.data import load_store
+from imagenette_repro.batches import load_store
 from imagenette_repro.evaluation import CONFUSION_SETS, evaluate_model
 from imagenette_repro.network_stage import (
     SPLIT_INDEX,

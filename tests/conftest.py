@@ -15,7 +15,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from imagenette_repro import scratch
+from . import scratch
 
 ROOT = Path(__file__).resolve().parents[1]
 

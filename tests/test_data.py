@@ -6,18 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
+from imagenette_repro.batches import ImageSet, augment, batches, mean_image, to_input
 from imagenette_repro.classes import WNIDS
-from imagenette_repro.data import (
-    DataError,
-    ImageSet,
-    augment,
-    batches,
-    decode_image,
-    mean_image,
-    split_dataset,
-    to_input,
-    write_array_store,
-)
+from imagenette_repro.data import DataError, decode_image, split_dataset, write_array_store
 
 from .conftest import ROOT, write_jpeg
 

@@ -11,10 +11,10 @@ import sys
 import torch
 import yaml
 
-from imagenette_repro import faults
-from imagenette_repro.data import augment
+from imagenette_repro.batches import augment
 from imagenette_repro.distributed import World, claim_free_slot
 
+from . import faults
 from .conftest import ROOT
 
 # No BatchNorm and no dropout: then two processes compute what one does, up to the order

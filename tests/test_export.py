@@ -11,7 +11,8 @@ import onnxruntime
 import pytest
 import torch
 
-from imagenette_repro.data import decode_image, to_input
+from imagenette_repro.batches import to_input
+from imagenette_repro.data import decode_image
 from imagenette_repro.export import ExportError, compare, export_model, run_torchscript, verify
 from imagenette_repro.saved import load_model
 

@@ -1,4 +1,4 @@
-"""The fault matrix (imagenette_repro.faults) as tests: every case runs for real and must
+"""The fault matrix (tests/faults.py) as tests: every case runs for real and must
 behave as promised; the matrix's own judgement is checked to be able to fail."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from imagenette_repro import faults
+from . import faults
 
 
 @pytest.mark.parametrize("case", faults.CASES, ids=[case.name for case in faults.CASES])

@@ -149,3 +149,13 @@ def test_repro_then_adam_variant_reruns_only_training_and_evaluation(project, sa
     replaced = json.loads((repo / "metrics" / "evaluation.json").read_text())
     new_digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     assert new_digest != digest and replaced["googlenet"]["weights_sha256"] == new_digest
+
+    # The augmentation's code edited (batches.py, not data.py): the data stages stay
+    # cached; the stages that run it (and evaluate, which loads batches) re-run.
+    assert json.loads(run(["dvc", "status", "--json"], repo, env, stdout_only=True)) == {}
+    code = repo / "src" / "imagenette_repro" / "batches.py"
+    edited = code.read_text().replace("outside pixels are 0", "outside pixels are zero")
+    assert edited != code.read_text()
+    code.write_text(edited)
+    changed = json.loads(run(["dvc", "status", "--json"], repo, env, stdout_only=True))
+    assert set(changed) == {"train_custom", "finetune_googlenet", "evaluate"}, changed

@@ -13,8 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
+from imagenette_repro.batches import to_input
 from imagenette_repro.classes import CLASSES, ENGLISH, WNIDS
-from imagenette_repro.data import decode_image, to_input
+from imagenette_repro.data import decode_image
 from imagenette_repro.models import build_custom_network, save_model
 from imagenette_repro.predict import classify, main
 from imagenette_repro.pretrained import imagenet_network, replace_classifier

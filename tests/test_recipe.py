@@ -19,6 +19,7 @@ from imagenette_repro.report import comparison_table, conclusions, experiments_f
 from imagenette_repro.rows import row_overrides
 from imagenette_repro.saved import load_model
 from imagenette_repro.training import TrainConfig, fit, make_scheduler
+from imagenette_repro.training_settings import recipe_training
 
 from .conftest import ROOT
 from .test_report import experiment, shown
@@ -28,29 +29,12 @@ SIZE = 16
 
 
 def recipe_config(params: dict, **changes) -> TrainConfig:
-    """TrainConfig of params' modern_resnet recipe, as stages/train_custom.py builds it."""
-    recipe = params["recipes"]["modern_resnet"]
-    values = dict(
-        optimizer=recipe["optimizer"],
-        learn_rate=recipe["learn_rate"],
-        batch_size=10,
-        max_epochs=3,
-        patience=None,
-        drop_period=1,
-        drop_rate_factor=1.0,
-        weight_decay=recipe["weight_decay"],
-        augmentation=True,
-        translation=2.0,
-        reflection=True,
-        schedule=recipe["schedule"],
-        warmup_epochs=recipe["warmup_epochs"],
-        label_smoothing=0.1,
-        mixup_alpha=0.2,
-        cutmix_alpha=1.0,
-        no_decay_1d=True,
-    )
-    values.update(changes)
-    return TrainConfig(**values)
+    """The modern_resnet recipe's training as train_custom builds it (training_settings),
+    made tiny (batch 10, 3 epochs, a 2-px shift) and with Mixup and CutMix on, so that
+    their path runs."""
+    built = recipe_training({**params, "network": "modern_resnet"}, SIZE)
+    tiny = dict(batch_size=10, max_epochs=3, translation=2.0, mixup_alpha=0.2, cutmix_alpha=1.0)
+    return replace(built, **{**tiny, **changes})
 
 
 def timm_model(params: dict) -> torch.nn.Module:

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from imagenette_repro import scratch
-
+from . import scratch
 from .conftest import run
 
 REMOTE = Path("dvc-remote/imagenette-repro")  # .dvc/config: ~/dvc-remote/imagenette-repro

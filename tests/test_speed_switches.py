@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from imagenette_repro.data import ImageSet, batches, place, to_input
+from imagenette_repro.batches import ImageSet, batches, place, to_input
 from imagenette_repro.params import ParamsError, validate
 from imagenette_repro.training import Runtime, TrainConfig, fit, predict
 

@@ -5,9 +5,9 @@ import re
 
 import yaml
 
-from imagenette_repro import scratch
 from imagenette_repro.rows import apply_overrides
 
+from . import scratch
 from .conftest import ROOT
 
 

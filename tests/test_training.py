@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from imagenette_repro.data import ImageSet
+from imagenette_repro.batches import ImageSet
 from imagenette_repro.models import build_custom_network
 from imagenette_repro.training import (
     EarlyStopping,
@@ -259,3 +259,29 @@ def test_an_unreadable_checkpoint_is_replaced(tmp_path):
     )
     assert result.epochs_run == 1
     assert torch.load(checkpoint, weights_only=False)["fingerprint"] == "a"
+
+
+def test_checkpoint_code_fingerprint_covers_only_the_code_the_training_runs(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    package = tmp_path / "src" / "imagenette_repro"
+    shutil.copytree(ROOT / "src" / "imagenette_repro", package)
+    script = "from imagenette_repro.network_stage import code_fingerprint as f; print(f())"
+
+    def fingerprint() -> str:
+        env = {"PYTHONPATH": str(tmp_path / "src"), "PATH": "/usr/bin:/bin"}
+        return subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    first = fingerprint()
+    with (package / "report.py").open("a") as file:  # not run by training
+        file.write("\n# edited\n")
+    assert fingerprint() == first
+    with (package / "batches.py").open("a") as file:  # run by training
+        file.write("\n# edited\n")
+    assert fingerprint() != first

@@ -9,8 +9,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .batches import ImageSet, place
 from .classes import ENGLISH
-from .data import ImageSet, place
 from .training import Runtime, predict
 
 # name -> rows of the prepared index it covers

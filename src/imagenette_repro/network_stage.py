@@ -11,8 +11,8 @@ import torch
 from dvclive import Live
 
 from . import distributed
+from .batches import ImageSet, load_store
 from .classes import ENGLISH, WNIDS
-from .data import ImageSet, load_store
 from .models import save_model
 from .params import ParamsError
 from .stage import file_sha256, fingerprint
@@ -57,36 +57,17 @@ def runtime_settings(params: dict, device: torch.device) -> Runtime:
 
 
 def code_fingerprint() -> str:
-    """A hash of the package's code and the running stage script."""
-    files = sorted(Path(__file__).parent.glob("*.py")) + [Path(sys.argv[0])]
+    """A hash of the code this stage runs: its script and the package's modules it has
+    imported (as dvc.yaml's deps list them). An edit to other modules, report.py say,
+    leaves a checkpoint resumable."""
+    package = Path(__file__).parent
+    loaded = {
+        Path(module.__file__)
+        for module in list(sys.modules.values())
+        if getattr(module, "__file__", None) and Path(module.__file__).parent == package
+    }
+    files = [*sorted(loaded), Path(sys.argv[0])]
     return fingerprint(*(file_sha256(path) for path in files if path.is_file()))
-
-
-def train_config(params: dict, input_size: int, report_input_size: int) -> TrainConfig:
-    """train_custom's training of the report's row in params (its columns and train.*),
-    at `input_size`; the network's own input size is `report_input_size`."""
-    train = params["train"]
-    return TrainConfig(
-        optimizer=params["optimizer"],
-        learn_rate=params["learn_rate"],
-        batch_size=train["batch_size"],
-        max_epochs=train["max_epochs"],
-        patience=params["patience"],
-        patience_on=train["patience_on"],
-        keep=train["keep"],
-        drop_period=params["drop_period"],
-        drop_rate_factor=params["drop_rate_factor"],
-        weight_decay=train["l2_regularization"],
-        momentum=train["momentum"],
-        betas=(train["adam_beta1"], train["adam_beta2"]),
-        epsilon=train["adam_epsilon"],
-        augmentation=params["image_augmentation"],
-        scale=(train["scale_min"], train["scale_max"]),
-        # The shift is in pixels at the network's own input size; scale it with ours.
-        translation=train["translation_px"] * input_size / report_input_size,
-        reflection=train["reflection"],
-        seed=params["seed"],
-    )
 
 
 def load_training_data(batch_size_key: str, batch_size: int):

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .batches import to_input
 from .classes import CLASSES
-from .data import DataError, decode_image, to_input
+from .data import DataError, decode_image
 from .saved import load_model
 
 DEFAULT_MODEL = Path("data/models/custom.pt")

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .batches import ImageSet, augment, batches, place, to_input
 from .classes import NUM_CLASSES
-from .data import ImageSet, augment, batches, place, to_input
 from .distributed import World, claim_free_slot
 from .params import ParamsError
 
@@ -30,7 +30,7 @@ class Runtime:
     channels_last: bool = True  # NHWC memory layout for activations and weights
     precision: str = "fp32"  # fp32 | bf16 | fp16: autocast of the forward pass
     compile: bool = False  # torch.compile the model
-    data_on_device: bool | str = "auto"  # CUDA: the image store on the GPU (see data.place)
+    data_on_device: bool | str = "auto"  # CUDA: the image store on the GPU (see batches.place)
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -56,9 +56,9 @@ class TrainConfig:
     batch_size: int
     max_epochs: int
     patience: int | None  # validations in a row without improvement; None: never stop
-    drop_period: int
-    drop_rate_factor: float
-    weight_decay: float
+    drop_period: int = 1  # schedule step: lr *= drop_rate_factor every drop_period epochs
+    drop_rate_factor: float = 1.0
+    weight_decay: float = 0.0
     momentum: float = 0.9
     betas: tuple[float, float] = (0.9, 0.999)
     epsilon: float = 1e-8
@@ -263,10 +263,285 @@ def train_step(
     return loss.detach(), logits.detach()
 
 
-def _save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+@dataclass
+class FitState:
+    """Where a training run is and what it has found: saved in every checkpoint (as a
+    dict), so that a resumed run goes on exactly."""
+
+    epoch: int = 0  # epochs finished
+    stopping: dict = field(default_factory=dict)  # EarlyStopping.state_dict()
+    best_loss: float = math.inf
+    best_loss_epoch: int = 0
+    best_accuracy: float = -1.0
+    best_accuracy_epoch: int = 0
+    kept_state: dict | None = None  # keep best_*: that epoch's weights (final: the model's)
+    history: list[dict] = field(default_factory=list)  # one record per epoch
+    finished: bool = False
+    stopped_early: bool = False
+
+
+@dataclass
+class Training:
+    """What one run steps: the model and `net` (what the step calls: DDP around the model
+    when distributed), the optimiser, schedule, loss scaler and Mixup, and how it runs."""
+
+    model: nn.Module
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    mixup: object | None
+    config: TrainConfig
+    device: torch.device
+    runtime: Runtime
+    world: World
+    label: str
+
+    @property
+    def per_step(self) -> bool:
+        return self.config.schedule != "step"  # the recipes' schedules step once per batch
+
+    def learn_rate(self) -> float:
+        """The base rate (the new layer's groups run at a multiple of it)."""
+        return min(group["lr"] for group in self.optimizer.param_groups)
+
+
+def set_up(
+    model: nn.Module,
+    train_size: int,
+    config: TrainConfig,
+    device: torch.device,
+    runtime: Runtime,
+    world: World,
+    new_layer: list[nn.Parameter] | None,
+    label: str,
+) -> Training:
+    """The model on the device with its optimiser, schedule, scaler and Mixup; the batch
+    size checked against the data and the processes."""
+    if config.batch_size % world.size:
+        raise ParamsError(
+            f"{label}: batch size {config.batch_size} does not split evenly over "
+            f"{world.size} processes (runtime.processes)"
+        )
+    if config.keep not in ("final", "best_loss", "best_accuracy"):
+        raise ValueError(f"keep is {config.keep!r}; allowed: final, best_loss, best_accuracy")
+    if world.distributed and device.type == "cuda":  # global batch statistics, as 1 GPU
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(device, memory_format=runtime.memory_format)
+    optimizer = make_optimizer(parameter_groups(model, config, new_layer), config)
+    steps_per_epoch = train_size // config.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"{label}: batch size {config.batch_size} is larger than the "
+            f"{train_size} training images"
+        )
+    return Training(
+        model=model,
+        net=model,
+        optimizer=optimizer,
+        scheduler=make_scheduler(optimizer, config, steps_per_epoch),
+        scaler=runtime.grad_scaler(device),
+        mixup=make_mixup(config, NUM_CLASSES),
+        config=config,
+        device=device,
+        runtime=runtime,
+        world=world,
+        label=label,
+    )
+
+
+def resume(t: Training, checkpoint: Path | None, fingerprint: str) -> FitState:
+    """The state of the checkpoint made with the same `fingerprint` and not finished
+    (the model, optimiser, schedule, scaler and RNG loaded from it), else a fresh one."""
+    if checkpoint is None or not checkpoint.exists():
+        return FitState()
+    try:
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    except Exception:  # a checkpoint cut short: nothing to resume
+        saved = {}
+    if saved.get("fingerprint") != fingerprint or saved["state"]["finished"]:
+        print(
+            f"{t.label}: starting afresh ({checkpoint} is finished, unreadable, or was made "
+            "with other parameters, data or code)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return FitState()
+    t.model.load_state_dict(saved["model"])
+    t.optimizer.load_state_dict(saved["optimizer"])
+    t.scheduler.load_state_dict(saved["scheduler"])
+    if saved.get("scaler"):
+        t.scaler.load_state_dict(saved["scaler"])
+    torch.set_rng_state(saved["torch_rng"])
+    if saved.get("cuda_rng") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["cuda_rng"])
+    state = FitState(**saved["state"])
+    print(
+        f"{t.label}: resuming from {checkpoint} after epoch {state.epoch}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return state
+
+
+def save_checkpoint(t: Training, checkpoint: Path, fingerprint: str, state: FitState) -> None:
+    """Everything needed to go on after this epoch, written whole (temp file, rename)."""
+    cuda = torch.cuda.is_available()
+    tmp = checkpoint.with_name(checkpoint.name + ".tmp")
+    torch.save(
+        {
+            "fingerprint": fingerprint,
+            "model": t.model.state_dict(),
+            "optimizer": t.optimizer.state_dict(),
+            "scheduler": t.scheduler.state_dict(),
+            "scaler": t.scaler.state_dict() if t.scaler.is_enabled() else None,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if cuda else None,
+            "state": asdict(state),
+            "config": asdict(t.config),
+        },
+        tmp,
+    )
+    os.replace(tmp, checkpoint)
+
+
+def train_one_epoch(t: Training, train: ImageSet, epoch: int) -> dict:
+    """One pass over the training set in the epoch's seeded order, augmented with the
+    epoch's seeded draws; the epoch's loss, accuracy, learning rate and speed."""
+    config, world = t.config, t.world
+    seed = config.seed * 100_003 + epoch
+    order = torch.Generator().manual_seed(seed)
+    warp = torch.Generator().manual_seed(seed + 50_000)
+    if t.mixup is not None:  # timm draws from numpy's global generator: seed it per epoch
+        np.random.seed((seed + 70_000) % 2**32)
+    _train_mode(t.model)
+    steps_per_epoch = len(train) // config.batch_size
+    start, loss_sum, correct, seen = time.monotonic(), 0.0, 0, 0
+    last_print = start
+    for step, (images, labels) in enumerate(
+        batches(train, config.batch_size, order, drop_last=True, device=t.device), 1
+    ):
+        x = to_input(images, t.device, t.runtime.channels_last)
+        labels = labels.to(t.device, non_blocking=True)
+        # Under DDP a rank warps only its share of the batch, with the random draws of the
+        # whole batch (as one process); mixup pairs images across the whole batch, so with
+        # it every rank augments the whole batch, then takes its share.
+        rows = slice(None) if t.mixup is not None else world.rows
+        if config.augmentation:
+            x = augment(x, warp, config.scale, config.translation, config.reflection, rows)
+        else:
+            x = x[rows]
+        labels = labels[rows]
+        targets, smoothing = labels, config.label_smoothing
+        if t.mixup is not None:
+            (x, targets), smoothing = t.mixup(x, labels), 0.0  # smoothing is in targets
+            x, labels, targets = world.shard(x), world.shard(labels), world.shard(targets)
+        loss, logits = train_step(t.net, t.optimizer, t.scaler, x, targets, t.runtime, smoothing)
+        if t.per_step:
+            learn_rate = t.learn_rate()
+            t.scheduler.step()
+        # Running sums stay on the device: no host sync in the step.
+        loss_sum += loss * len(labels)
+        correct += (logits.argmax(1) == labels).sum()
+        seen += len(labels)
+        now = time.monotonic()
+        if world.is_main and (now - last_print >= 10 or step == steps_per_epoch):
+            last_print = now
+            rate = seen / (now - start)
+            left = (steps_per_epoch - step) * config.batch_size / rate
+            print(
+                f"{t.label} epoch {epoch}/{config.max_epochs} step {step}/{steps_per_epoch}"
+                f" loss {loss_sum.item() / seen:.4f} acc {correct.item() / seen:.4f}"
+                f" {rate:.1f} img/s, epoch ends in {left:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    seconds = time.monotonic() - start
+    loss_total, correct, seen = world.totals(loss_sum, correct, seen)
+    world.sync_buffers(t.model)
+    if not t.per_step:
+        learn_rate = t.learn_rate()
+        t.scheduler.step()
+    return {
+        "train/loss": loss_total / seen,
+        "train/accuracy": correct / seen,
+        "learn_rate": learn_rate,
+        "train/images_per_s": seen / seconds,
+    }
+
+
+def validate(t: Training, valid: ImageSet, labels: torch.Tensor) -> dict:
+    """The validation set's loss and accuracy (counted on the host)."""
+    logits, loss = predict(t.model, valid, t.device, runtime=t.runtime)
+    return {
+        "valid/loss": loss,
+        "valid/accuracy": (logits.argmax(1) == labels).float().mean().item(),
+    }
+
+
+def record_epoch(state: FitState, record: dict, stopping: EarlyStopping, t: Training) -> None:
+    """The epoch into the state: history, the best epochs (and their weights when `keep`
+    wants them), early stopping, whether training is finished."""
+    loss, accuracy = record["valid/loss"], record["valid/accuracy"]
+    state.history.append(record)
+    state.epoch = record["epoch"]
+    improved = {
+        "best_loss": loss < state.best_loss,
+        "best_accuracy": accuracy > state.best_accuracy,
+    }
+    if improved["best_loss"]:
+        state.best_loss, state.best_loss_epoch = loss, state.epoch
+    if improved["best_accuracy"]:
+        state.best_accuracy, state.best_accuracy_epoch = accuracy, state.epoch
+    if improved.get(t.config.keep):
+        state.kept_state = _cpu_state(t.model)
+    stopped = stopping.update(loss, accuracy)
+    state.stopping = stopping.state_dict()
+    state.finished = stopped or state.epoch >= t.config.max_epochs
+    state.stopped_early = stopped
+
+
+def print_epoch(t: Training, state: FitState, stopping: EarlyStopping, seconds_left: float):
+    if not t.world.is_main:
+        return
+    r, config = state.history[-1], t.config
+    left = "" if state.finished else f" | at most {seconds_left:.0f} s left"
+    print(
+        f"{t.label} epoch {state.epoch}: train loss {r['train/loss']:.4f} acc "
+        f"{r['train/accuracy']:.4f} | valid loss {r['valid/loss']:.4f} acc "
+        f"{r['valid/accuracy']:.4f} | lr {r['learn_rate']:.3g} | "
+        f"{r['train/images_per_s']:.1f} img/s | best loss epoch {state.best_loss_epoch}, best "
+        f"acc {state.best_accuracy:.4f} (epoch {state.best_accuracy_epoch}) | patience "
+        f"{stopping.count}/{config.patience} on {config.patience_on}{left}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def kept_result(state: FitState, t: Training) -> FitResult:
+    """The weights `keep` names: the last epoch's, or those of the best epoch (the last
+    epoch's when no epoch ever improved, e.g. NaN losses)."""
+    if not state.history:
+        raise ValueError(f"{t.label}: max_epochs must be at least 1")
+    keep = t.config.keep
+    if keep == "final":
+        kept_state, kept_epoch = _cpu_state(t.model), state.epoch
+    else:
+        kept_state, kept_epoch = state.kept_state, getattr(state, f"{keep}_epoch")
+    kept = keep
+    if kept_state is None:
+        kept_state, kept_epoch = _cpu_state(t.model), state.epoch
+        kept = f"final (no {keep} epoch)"
+    return FitResult(
+        kept_state=kept_state,
+        kept_epoch=kept_epoch,
+        kept=kept,
+        epochs_run=state.epoch,
+        stopped_early=state.stopped_early,
+        best_loss_epoch=state.best_loss_epoch,
+        best_accuracy_epoch=state.best_accuracy_epoch,
+        history=state.history,
+    )
 
 
 def _log_epoch(live, record: dict) -> None:
@@ -309,214 +584,41 @@ def fit(
     Under torchrun (`world`, see distributed.py) each rank trains on its share of every
     global batch through DistributedDataParallel; only the main rank logs and saves.
     """
-    runtime = runtime or Runtime()
-    world = world or World()
-    if config.batch_size % world.size:
-        raise ParamsError(
-            f"{label}: batch size {config.batch_size} does not split evenly over "
-            f"{world.size} processes (runtime.processes)"
-        )
-    if world.distributed and device.type == "cuda":  # global batch statistics, as 1 GPU
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model.to(device, memory_format=runtime.memory_format)
-    optimizer = make_optimizer(parameter_groups(model, config, new_layer), config)
-    steps_per_epoch = len(train) // config.batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(
-            f"{label}: batch size {config.batch_size} is larger than the "
-            f"{len(train)} training images"
-        )
-    scheduler = make_scheduler(optimizer, config, steps_per_epoch)
-    per_step = config.schedule != "step"  # the recipes' schedules step once per batch
-    mixup = make_mixup(config, NUM_CLASSES)
-    scaler = runtime.grad_scaler(device)
-    if config.keep not in ("final", "best_loss", "best_accuracy"):
-        raise ValueError(f"keep is {config.keep!r}; allowed: final, best_loss, best_accuracy")
+    runtime, world = runtime or Runtime(), world or World()
+    t = set_up(model, len(train), config, device, runtime, world, new_layer, label)
     stopping = EarlyStopping(config.patience, config.patience_on)
-    state = {
-        "epoch": 0,
-        "stopping": stopping.state_dict(),
-        "best_loss": math.inf,
-        "best_loss_epoch": 0,
-        "best_accuracy": -1.0,
-        "best_accuracy_epoch": 0,
-        "kept_state": None,  # keep best_*: that epoch's weights (final: the model's own)
-        "history": [],
-        "finished": False,
-        "stopped_early": False,
-    }
-    if checkpoint is not None and checkpoint.exists():
-        try:
-            saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        except Exception:  # a checkpoint cut short: nothing to resume
-            saved = {}
-        if saved.get("fingerprint") == fingerprint and not saved["state"]["finished"]:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            if saved.get("scaler"):
-                scaler.load_state_dict(saved["scaler"])
-            torch.set_rng_state(saved["torch_rng"])
-            if saved.get("cuda_rng") and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(saved["cuda_rng"])
-            state = saved["state"]
-            stopping.load_state_dict(state["stopping"])
-            print(
-                f"{label}: resuming from {checkpoint} after epoch {state['epoch']}",
-                file=sys.stderr,
-                flush=True,
-            )
-        else:
-            print(
-                f"{label}: starting afresh ({checkpoint} is finished, unreadable, or was made "
-                "with other parameters, data or code)",
-                file=sys.stderr,
-                flush=True,
-            )
-    for record in state["history"]:  # dvclive starts afresh: replay finished epochs
+    state = resume(t, checkpoint, fingerprint)
+    if state.stopping:
+        stopping.load_state_dict(state.stopping)
+    for record in state.history:  # dvclive starts afresh: replay finished epochs
         _log_epoch(live, record)
-
     if runtime.compile:
-        model.compile()  # in place: state_dict keys stay those of the plain model
-    net = world.wrap(model, device)  # what the step trains: DDP around the model if needed
+        t.model.compile()  # in place: state_dict keys stay those of the plain model
+    t.net = world.wrap(t.model, device)
     # Batches are gathered where `place` puts the images; accuracy is counted on the host.
     valid_labels = valid.labels
     train = place(train, device, runtime.data_on_device)
     valid = place(valid, device, runtime.data_on_device)
-    start, first_epoch = time.monotonic(), state["epoch"] + 1
-    while not state["finished"] and state["epoch"] < config.max_epochs:
-        epoch = state["epoch"] + 1
-        order = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        warp = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 50_000)
-        if mixup is not None:  # timm draws from numpy's global generator: seed it per epoch
-            np.random.seed((config.seed * 100_003 + epoch + 70_000) % 2**32)
-        _train_mode(model)
-        epoch_start, loss_sum, correct, seen = time.monotonic(), 0.0, 0, 0
-        last_print = epoch_start
-        for step, (images, labels) in enumerate(
-            batches(train, config.batch_size, order, drop_last=True, device=device), 1
-        ):
-            x = to_input(images, device, runtime.channels_last)
-            labels = labels.to(device, non_blocking=True)
-            # Under DDP a rank warps only its share of the batch, with the random draws
-            # of the whole batch (as one process); mixup pairs images across the whole
-            # batch, so with it every rank augments the whole batch, then takes its share.
-            rows = slice(None) if mixup is not None else world.rows
-            if config.augmentation:
-                x = augment(x, warp, config.scale, config.translation, config.reflection, rows)
-            else:
-                x = x[rows]
-            labels = labels[rows]
-            targets, smoothing = labels, config.label_smoothing
-            if mixup is not None:
-                (x, targets), smoothing = mixup(x, labels), 0.0  # smoothing is in targets
-                x, labels, targets = world.shard(x), world.shard(labels), world.shard(targets)
-            loss, logits = train_step(net, optimizer, scaler, x, targets, runtime, smoothing)
-            if per_step:
-                learn_rate = min(group["lr"] for group in optimizer.param_groups)
-                scheduler.step()
-            # Running sums stay on the device: no host sync in the step.
-            loss_sum += loss * len(labels)
-            correct += (logits.argmax(1) == labels).sum()
-            seen += len(labels)
-            now = time.monotonic()
-            if world.is_main and (now - last_print >= 10 or step == steps_per_epoch):
-                last_print = now
-                rate = seen / (now - epoch_start)
-                left = (steps_per_epoch - step) * config.batch_size / rate
-                print(
-                    f"{label} epoch {epoch}/{config.max_epochs} step {step}/{steps_per_epoch}"
-                    f" loss {loss_sum.item() / seen:.4f} acc {correct.item() / seen:.4f}"
-                    f" {rate:.1f} img/s, epoch ends in {left:.0f} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        train_seconds = time.monotonic() - epoch_start
-        loss_total, correct, seen = world.totals(loss_sum, correct, seen)
-        world.sync_buffers(model)
-        if not per_step:
-            # The base rate (the new layer's groups run at a multiple of it).
-            learn_rate = min(group["lr"] for group in optimizer.param_groups)
-            scheduler.step()
-        logits, valid_loss = predict(model, valid, device, runtime=runtime)
-        valid_accuracy = (logits.argmax(1) == valid_labels).float().mean().item()
+    start, first_epoch = time.monotonic(), state.epoch + 1
+    while not state.finished and state.epoch < config.max_epochs:
+        epoch = state.epoch + 1
+        trained = train_one_epoch(t, train, epoch)
+        validated = validate(t, valid, valid_labels)
         record = {
             "epoch": epoch,
-            "train/loss": loss_total / seen,
-            "train/accuracy": correct / seen,
-            "valid/loss": valid_loss,
-            "valid/accuracy": valid_accuracy,
-            "learn_rate": learn_rate,
-            "train/images_per_s": seen / train_seconds,
+            "train/loss": trained["train/loss"],
+            "train/accuracy": trained["train/accuracy"],
+            **validated,
+            "learn_rate": trained["learn_rate"],
+            "train/images_per_s": trained["train/images_per_s"],
         }
-        state["history"].append(record)
+        record_epoch(state, record, stopping, t)
         _log_epoch(live, record)
-        state["epoch"] = epoch
-        improved = {
-            "best_loss": valid_loss < state["best_loss"],
-            "best_accuracy": valid_accuracy > state["best_accuracy"],
-        }
-        if improved["best_loss"]:
-            state.update(best_loss=valid_loss, best_loss_epoch=epoch)
-        if improved["best_accuracy"]:
-            state.update(best_accuracy=valid_accuracy, best_accuracy_epoch=epoch)
-        if improved.get(config.keep):
-            state["kept_state"] = _cpu_state(model)
-        stopped = stopping.update(valid_loss, valid_accuracy)
-        state["stopping"] = stopping.state_dict()
-        state["finished"] = stopped or epoch >= config.max_epochs
-        state["stopped_early"] = stopped
         seconds_per_epoch = (time.monotonic() - start) / (epoch - first_epoch + 1)
-        time_left = seconds_per_epoch * (config.max_epochs - epoch)
-        runs_left = "" if state["finished"] else f" | at most {time_left:.0f} s left"
-        print_main = print if world.is_main else lambda *args, **kwargs: None
-        print_main(
-            f"{label} epoch {epoch}: train loss {record['train/loss']:.4f} acc "
-            f"{record['train/accuracy']:.4f} | valid loss {valid_loss:.4f} acc "
-            f"{valid_accuracy:.4f} | lr {learn_rate:.3g} | {seen / train_seconds:.1f} img/s | "
-            f"best loss epoch {state['best_loss_epoch']}, best acc {state['best_accuracy']:.4f} "
-            f"(epoch {state['best_accuracy_epoch']}) | patience {stopping.count}/"
-            f"{config.patience} on {config.patience_on}{runs_left}",
-            file=sys.stderr,
-            flush=True,
-        )
+        print_epoch(t, state, stopping, seconds_per_epoch * (config.max_epochs - epoch))
         if checkpoint is not None and world.is_main:
-            _save_atomic(
-                {
-                    "fingerprint": fingerprint,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                    "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state_all()
-                    if torch.cuda.is_available()
-                    else None,
-                    "state": state,
-                    "config": asdict(config),
-                },
-                checkpoint,
-            )
-    if not state["history"]:
-        raise ValueError(f"{label}: max_epochs must be at least 1")
-    if config.keep == "final":
-        kept_state, kept_epoch = _cpu_state(model), state["epoch"]
-    else:
-        kept_state, kept_epoch = state["kept_state"], state[f"{config.keep}_epoch"]
-    kept = config.keep
-    if kept_state is None:  # no epoch ever improved (NaN losses): the last epoch's
-        kept_state, kept_epoch = _cpu_state(model), state["epoch"]
-        kept = f"final (no {config.keep} epoch)"
-    return FitResult(
-        kept_state=kept_state,
-        kept_epoch=kept_epoch,
-        kept=kept,
-        epochs_run=state["epoch"],
-        stopped_early=state["stopped_early"],
-        best_loss_epoch=state["best_loss_epoch"],
-        best_accuracy_epoch=state["best_accuracy_epoch"],
-        history=state["history"],
-    )
+            save_checkpoint(t, checkpoint, fingerprint, state)
+    return kept_result(state, t)
 
 
 def _cpu_state(model: nn.Module) -> dict:

@@ -1,7 +1,7 @@
 """The fault matrix: every bad input, fault and interruption the pipeline promises to handle,
 each run for real on tiny data, with what was expected and what happened.
 
-    python -m imagenette_repro.faults [--only SUBSTRING] [--light] [--out metrics/fault_matrix]
+    python -m tests.faults [--only SUBSTRING] [--light] [--out metrics/fault_matrix]
 
 Each light case runs one stage script (as `dvc repro` would) in a scratch folder; the heavy
 cases (interruption, determinism) run real `dvc repro` in a scratch git repository. Disk-full
@@ -29,9 +29,10 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from imagenette_repro.classes import WNIDS
+from imagenette_repro.files import replacing
+
 from . import scratch
-from .classes import WNIDS
-from .files import replacing
 
 REPO, SAMPLE = scratch.REPO, scratch.SAMPLE
 SIZE = 32  # pixels of the tiny images and of the array store

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample" / "imagenette2-sample.tgz"
 SAMPLE_MD5 = REPO / "sample" / "imagenette2-sample.md5"
 LARGEST_FILE = 20 << 20  # bytes: stray large files of a working tree are not copied
