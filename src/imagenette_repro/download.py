@@ -277,57 +277,49 @@ def verify_md5(path: Path, expected: str, actual: str | None = None, delete: boo
     return actual
 
 
-def _check_member(archive: Path, member: tarfile.TarInfo, root: Path) -> PurePosixPath | None:
-    """Return the member's safe relative path (None for the archive root) or raise."""
-    name = member.name
-    where = f"refusing to extract {archive}: member {name!r}"
-    if member.issym() or member.islnk():
-        kind = "symbolic" if member.issym() else "hard"
-        raise DownloadError(f"{where} is a {kind} link (to {member.linkname!r})")
-    if not (member.isfile() or member.isdir()):
-        raise DownloadError(f"{where} is a device, fifo or other special file")
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-        raise DownloadError(f"{where} has an absolute path")
-    rel = PurePosixPath(name.replace("\\", "/"))
-    if ".." in rel.parts:
-        raise DownloadError(f"{where} contains '..'")
-    if not rel.parts:
-        return None
-    resolved = (root / rel).resolve()
-    if not resolved.is_relative_to(root):
-        raise DownloadError(f"{where} would land outside {root}")
-    return rel
+def _member_filter(archive: Path) -> Callable[[tarfile.TarInfo, str], tarfile.TarInfo]:
+    """tarfile's "data" extraction filter (no special files, nothing outside the folder,
+    safe permissions), made stricter for a dataset: no links at all, no absolute names and
+    no '..' (the filter would strip or resolve them). Each refusal is a DownloadError that
+    names the archive and the member."""
+
+    def check(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+        name = member.name
+        where = f"refusing to extract {archive}: member {name!r}"
+        if member.issym() or member.islnk():
+            kind = "symbolic" if member.issym() else "hard"
+            raise DownloadError(f"{where} is a {kind} link (to {member.linkname!r})")
+        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+            raise DownloadError(f"{where} has an absolute path")
+        if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+            raise DownloadError(f"{where} contains '..'")
+        try:
+            return tarfile.data_filter(member, dest)
+        except tarfile.SpecialFileError:
+            raise DownloadError(f"{where} is a device, fifo or other special file") from None
+        except tarfile.FilterError as err:
+            raise DownloadError(f"{where}: {err}") from None
+
+    return check
 
 
 def _extract_all(archive: Path, root: Path) -> None:
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            _extract_members(archive, tar, root)
+        tar = tarfile.open(archive, "r:*")
     except tarfile.ReadError as exc:
         raise DownloadError(f"{archive} is not a tar archive ({exc})") from exc
     except OSError as exc:
         raise DownloadError(f"could not extract {archive}: {exc}") from exc
-
-
-def _extract_members(archive: Path, tar: tarfile.TarFile, root: Path) -> None:
-    try:
-        # Iterating reads the archive once; each member is checked before it is written.
-        for member in tar:
-            rel = _check_member(archive, member, root)
-            if rel is None:
-                continue
-            path = root / rel
-            if member.isdir():
-                path.mkdir(mode=0o755, parents=True, exist_ok=True)
-                continue
-            path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-            src = tar.extractfile(member)
-            if src is None:  # not reached: only regular files get here
-                raise DownloadError(f"{archive}: cannot read member {member.name!r}")
-            with src, path.open("wb") as out:
-                shutil.copyfileobj(src, out, CHUNK)
-    except (tarfile.TarError, EOFError, zlib.error) as exc:
-        raise DownloadError(f"{archive} is corrupt or truncated ({exc})") from exc
+    check = _member_filter(archive)
+    with tar:
+        try:
+            # Iterating reads the archive once; each member is checked before it is written.
+            for member in tar:
+                tar.extract(member, root, filter=check)
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
+            raise DownloadError(f"{archive} is corrupt or truncated ({exc})") from exc
+        except OSError as exc:
+            raise DownloadError(f"could not extract {archive}: {exc}") from exc
 
 
 def _is_split_dir(path: Path) -> bool:

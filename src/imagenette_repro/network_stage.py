@@ -7,6 +7,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
+import pandas as pd
 import torch
 from dvclive import Live
 
@@ -70,10 +71,12 @@ def code_fingerprint() -> str:
     return fingerprint(*(file_sha256(path) for path in files if path.is_file()))
 
 
-def load_training_data(batch_size_key: str, batch_size: int):
-    """The training and validation subsets of the array store, and a fingerprint of the
-    data; the batch size is checked against the training set."""
-    data, index = load_store(STORE, SPLIT_INDEX)
+def load_training_data(
+    batch_size_key: str, batch_size: int, store: tuple[ImageSet, pd.DataFrame] | None = None
+):
+    """The training and validation subsets of the array store (`store`: already loaded),
+    and a fingerprint of the data; the batch size is checked against the training set."""
+    data, index = store if store is not None else load_store(STORE, SPLIT_INDEX)
     train = data.subset((index["subset"] == "train").to_numpy())
     valid = data.subset((index["subset"] == "valid").to_numpy())
     if batch_size > len(train):
