@@ -3,7 +3,7 @@
 Puts the real archive back together from the parts the device calls carried (checking
 each part's sha256 and the whole's), makes a scratch git+DVC copy of this project set to
 that archive, runs the shared stages once, then runs, as DVC experiments through
-`python -m imagenette_repro.rows queue ... --run`, in this order of value:
+`python -m imagenette_repro.queue_rows queue ... --run`, in this order of value:
 
  1. network_84_8153 at the report's settings (the headline row);
  2. the same with Glorot init (does R2018b's N(0, 0.01) train at 224 px?);
@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from imagenette_repro.params import network_input_size  # noqa: E402
-from imagenette_repro.rows import apply_overrides  # noqa: E402
+from imagenette_repro.queue_rows import apply_overrides  # noqa: E402
 
 HEADLINE = "network_84_8153"
 REAL_ARCHIVE = "imagenette2-224.tgz"
@@ -222,7 +222,7 @@ def write_results(project: Path, out: Path, timings: dict) -> None:
         (out / "exp_show.json.tmp").replace(out / "exp_show.json")
         with tempfile.TemporaryDirectory() as folder:
             report = subprocess.run(
-                [sys.executable, "-m", "imagenette_repro.report", "--input"]
+                [sys.executable, "-m", "imagenette_repro.comparison", "--input"]
                 + [str(out / "exp_show.json"), "--out", folder],
                 cwd=project,
                 capture_output=True,
@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             if not fits(left, estimate):
                 log(f"skip {step.name}: {left:.0f} s left, it takes about {estimate:.0f} s")
                 continue
-            command = [sys.executable, "-m", "imagenette_repro.rows", "queue", step.row]
+            command = [sys.executable, "-m", "imagenette_repro.queue_rows", "queue", step.row]
             for override in (*step.overrides, *args.sets):
                 command += ["-S", override]
             if step.suffix:

@@ -14,10 +14,10 @@ out=results/${OUT:-cpu-32px-val-folder}
 common=(-S "data.archive=$archive" -S "data.md5=$md5" -S data.input_size=32
   -S train.scaled_input=true -S googlenet.weights=none -S googlenet.max_epochs=1)
 start=$SECONDS
-python -m imagenette_repro.rows queue network_84_8153 "${common[@]}" --name-suffix r2018b-init
-python -m imagenette_repro.rows queue network_84_8153 "${common[@]}" -S train.init=glorot \
+python -m imagenette_repro.queue_rows queue network_84_8153 "${common[@]}" --name-suffix r2018b-init
+python -m imagenette_repro.queue_rows queue network_84_8153 "${common[@]}" -S train.init=glorot \
   --name-suffix glorot --run -j 1
 echo "queue: $((SECONDS - start)) s on $(nproc) CPU cores"
 mkdir -p "$out"
 dvc exp show --json >"$out/exp_show.json"
-python -m imagenette_repro.report --input "$out/exp_show.json" --out "$out"
+python -m imagenette_repro.comparison --input "$out/exp_show.json" --out "$out"

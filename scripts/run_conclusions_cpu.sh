@@ -24,13 +24,13 @@ common=(-S "data.archive=$archive" -S "data.md5=$md5" -S data.input_size=32
   -S googlenet.weights=none -S googlenet.max_epochs=1)
 start=$SECONDS
 for seed in ${SEEDS:-42 43 44}; do
-  python -m imagenette_repro.rows queue network_84_8153 "${common[@]}" --seeds "$seed" \
+  python -m imagenette_repro.queue_rows queue network_84_8153 "${common[@]}" --seeds "$seed" \
     --name-suffix study
-  python -m imagenette_repro.rows queue network_84_8153 "${common[@]}" --seeds "$seed" \
+  python -m imagenette_repro.queue_rows queue network_84_8153 "${common[@]}" --seeds "$seed" \
     -S image_augmentation=false --name-suffix study-no-aug
-  python -m imagenette_repro.rows queue network_82_828 "${common[@]}" --seeds "$seed" \
+  python -m imagenette_repro.queue_rows queue network_82_828 "${common[@]}" --seeds "$seed" \
     --name-suffix study
-  python -m imagenette_repro.rows queue network_84_8153 "${common[@]}" --seeds "$seed" \
+  python -m imagenette_repro.queue_rows queue network_84_8153 "${common[@]}" --seeds "$seed" \
     -S train.dropout=false --name-suffix study-no-dropout
 done
 dvc queue start -j "$jobs"

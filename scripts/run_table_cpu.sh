@@ -11,8 +11,8 @@ archive=$(realpath "${1:-../shared/data/imagenette2-224.tgz}")  # queued runs ne
 md5=${2:-003aed9aab56a5804f410d9443dba23b}
 epochs=${EPOCHS:-4}
 start=$SECONDS
-python -m imagenette_repro.rows queue --run -j 1 \
+python -m imagenette_repro.queue_rows queue --run -j 1 \
   -S "data.archive=$archive" -S "data.md5=$md5" -S data.input_size=32 -S train.scaled_input=true -S train.init=glorot \
   -S "train.max_epochs=$epochs" -S googlenet.weights=none -S googlenet.max_epochs=1
-python -m imagenette_repro.report --out "results/cpu-32px-${epochs}ep"
+python -m imagenette_repro.comparison --out "results/cpu-32px-${epochs}ep"
 echo "table: $((SECONDS - start)) s on $(nproc) CPU cores"

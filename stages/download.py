@@ -6,7 +6,7 @@ from pathlib import Path
 from imagenette_repro.data import layout_problem
 from imagenette_repro.download import download_dataset
 from imagenette_repro.params import load_params
-from imagenette_repro.stage import run, write_json
+from imagenette_repro.stage_io import run, write_json
 
 TARGET = Path("data/raw/imagenette")
 INFO = Path("data/raw/download.json")

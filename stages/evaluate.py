@@ -11,19 +11,19 @@ import torch
 from imagenette_repro.architecture import parse_layer
 from imagenette_repro.batches import load_store
 from imagenette_repro.evaluation import CONFUSION_SETS, evaluate_model
-from imagenette_repro.network_stage import (
-    SPLIT_INDEX,
-    STORE,
-    runtime_settings,
-    setup_torch,
-)
 from imagenette_repro.params import load_params
 from imagenette_repro.report_settings import (
     custom_differences,
     googlenet_differences,
 )
 from imagenette_repro.saved import load_model
-from imagenette_repro.stage import run, write_json
+from imagenette_repro.stage_io import run, write_json
+from imagenette_repro.training_stage import (
+    SPLIT_INDEX,
+    STORE,
+    runtime_settings,
+    setup_torch,
+)
 
 MODELS = {"custom": Path("data/models/custom.pt"), "googlenet": Path("data/models/googlenet.pt")}
 

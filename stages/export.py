@@ -12,7 +12,7 @@ import torch
 
 from imagenette_repro.export import ExportError, description, export_model
 from imagenette_repro.saved import load_model
-from imagenette_repro.stage import file_sha256, run, write_json
+from imagenette_repro.stage_io import file_sha256, run, write_json
 
 MODELS = {"custom": Path("data/models/custom.pt"), "googlenet": Path("data/models/googlenet.pt")}
 STAGES = {"custom": "train_custom", "googlenet": "finetune_googlenet"}

@@ -11,14 +11,6 @@ import torch
 
 from imagenette_repro.batches import ImageSet, load_store
 from imagenette_repro.evaluation import VAL_FOLDER_SETS, evaluate_model
-from imagenette_repro.network_stage import (
-    SPLIT_INDEX,
-    STORE,
-    load_training_data,
-    runtime_settings,
-    setup_torch,
-    train_and_save,
-)
 from imagenette_repro.params import load_params
 from imagenette_repro.pretrained import (
     ImagenetteLogits,
@@ -28,9 +20,17 @@ from imagenette_repro.pretrained import (
     read_state,
     replace_classifier,
 )
-from imagenette_repro.stage import run
+from imagenette_repro.stage_io import run
 from imagenette_repro.training import Runtime
 from imagenette_repro.training_settings import finetune_training
+from imagenette_repro.training_stage import (
+    SPLIT_INDEX,
+    STORE,
+    load_training_data,
+    runtime_settings,
+    setup_torch,
+    train_and_save,
+)
 
 PRETRAINED = Path("data/pretrained")
 

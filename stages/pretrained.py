@@ -20,7 +20,7 @@ from imagenette_repro.pretrained import (
     read_state,
     weights_source,
 )
-from imagenette_repro.stage import file_sha256, run, write_json
+from imagenette_repro.stage_io import file_sha256, run, write_json
 
 TARGET = Path("data/pretrained")
 WATCHED = Path("weights")

@@ -7,7 +7,7 @@ from pathlib import Path
 from imagenette_repro.data import SUBSETS, split_dataset
 from imagenette_repro.files import replacing
 from imagenette_repro.params import load_params
-from imagenette_repro.stage import run, write_json
+from imagenette_repro.stage_io import run, write_json
 
 RAW = Path("data/raw/imagenette")
 OUT = Path("data/split")

@@ -8,12 +8,6 @@ from imagenette_repro.architecture import without_dropout
 from imagenette_repro.batches import ImageSet, mean_image
 from imagenette_repro.classes import WNIDS
 from imagenette_repro.models import build_custom_network, build_timm_network
-from imagenette_repro.network_stage import (
-    load_training_data,
-    runtime_settings,
-    setup_torch,
-    train_and_save,
-)
 from imagenette_repro.params import (
     ROW_COLUMNS,
     ParamsError,
@@ -21,8 +15,14 @@ from imagenette_repro.params import (
     layer_list,
     load_params,
 )
-from imagenette_repro.stage import run
+from imagenette_repro.stage_io import run
 from imagenette_repro.training_settings import custom_training
+from imagenette_repro.training_stage import (
+    load_training_data,
+    runtime_settings,
+    setup_torch,
+    train_and_save,
+)
 
 
 def recipe_network(params: dict, train: ImageSet, data_hash: str):

@@ -13,16 +13,16 @@ import pytest
 import torch
 import yaml
 
+from imagenette_repro.comparison import comparison_table, conclusions, experiments_from_dvc
 from imagenette_repro.models import build_timm_network, save_model
 from imagenette_repro.params import ParamsError, validate
-from imagenette_repro.report import comparison_table, conclusions, experiments_from_dvc
-from imagenette_repro.rows import row_overrides
+from imagenette_repro.queue_rows import row_overrides
 from imagenette_repro.saved import load_model
 from imagenette_repro.training import TrainConfig, fit, make_scheduler
 from imagenette_repro.training_settings import recipe_training
 
 from .conftest import ROOT
-from .test_report import experiment, shown
+from .test_comparison import experiment, shown
 from .test_training import config, dropout_model, tiny_set
 
 SIZE = 16

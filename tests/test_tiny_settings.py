@@ -5,7 +5,7 @@ import re
 
 import yaml
 
-from imagenette_repro.rows import apply_overrides
+from imagenette_repro.queue_rows import apply_overrides
 
 from . import scratch
 from .conftest import ROOT

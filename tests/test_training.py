@@ -270,7 +270,7 @@ def test_checkpoint_code_fingerprint_covers_only_the_code_the_training_runs(tmp_
 
     package = tmp_path / "src" / "imagenette_repro"
     shutil.copytree(ROOT / "src" / "imagenette_repro", package)
-    script = "from imagenette_repro.network_stage import code_fingerprint as f; print(f())"
+    script = "from imagenette_repro.training_stage import code_fingerprint as f; print(f())"
 
     def fingerprint() -> str:
         env = {"PYTHONPATH": str(tmp_path / "src"), "PATH": "/usr/bin:/bin"}

@@ -35,9 +35,9 @@ from typing import Any
 import pandas as pd
 from scipy import stats
 
+from .comparison import _get
 from .errors import UserError
 from .files import replacing
-from .report import _get
 from .report_settings import settings_label
 
 DEFAULT_OUT = Path("results/cpu-32px-conclusions")

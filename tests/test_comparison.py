@@ -1,6 +1,6 @@
 """The comparison and the conclusions, from records shaped like `dvc exp show --json`."""
 
-from imagenette_repro.report import comparison_table, conclusions, experiments_from_dvc
+from imagenette_repro.comparison import comparison_table, conclusions, experiments_from_dvc
 from imagenette_repro.report_settings import FULL_ARCHIVE, custom_differences
 
 

@@ -1,7 +1,7 @@
 import pytest
 
 from imagenette_repro.params import ParamsError
-from imagenette_repro.rows import (
+from imagenette_repro.queue_rows import (
     apply_overrides,
     main,
     queue_command,

@@ -1,6 +1,6 @@
 """Compare finished DVC experiments with the report's table, and check its conclusions.
 
-    python -m imagenette_repro.report [--out metrics] [--input exp_show.json]
+    python -m imagenette_repro.comparison [--out metrics] [--input exp_show.json]
 
 Reads DVC's own records (`dvc exp show --json`), writes `report_comparison.csv`,
 `report_comparison.md`, `report_comparison.png` and `report_conclusions.md` to --out, and
@@ -271,7 +271,7 @@ def write_plot(summary: pd.DataFrame, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m imagenette_repro.report",
+        prog="python -m imagenette_repro.comparison",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     if table.empty:
         print(
             "error: no finished experiment with metrics/evaluation.json; run some first "
-            "(python -m imagenette_repro.rows queue --run)",
+            "(python -m imagenette_repro.queue_rows queue --run)",
             file=sys.stderr,
         )
         return 2

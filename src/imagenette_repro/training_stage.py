@@ -16,7 +16,7 @@ from .batches import ImageSet, load_store
 from .classes import ENGLISH, WNIDS
 from .models import save_model
 from .params import ParamsError
-from .stage import file_sha256, fingerprint
+from .stage_io import file_sha256, fingerprint
 from .training import Runtime, TrainConfig, fit
 
 STORE = Path("data/prepared")

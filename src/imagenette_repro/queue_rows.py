@@ -1,6 +1,6 @@
 """Queue the report's table rows as named DVC experiments and run them with DVC's queue.
 
-    python -m imagenette_repro.rows queue [ROW ...] [--seeds 1 2 3] [-S key=value ...]
+    python -m imagenette_repro.queue_rows queue [ROW ...] [--seeds 1 2 3] [-S key=value ...]
                                           [--name-suffix TEXT] [--target STAGE] [--run]
                                           [-j N] [--dry-run]
 
@@ -139,7 +139,7 @@ def wait_for_queue(names: set[str], poll_seconds: float = 5.0) -> dict[str, str]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m imagenette_repro.rows",
+        prog="python -m imagenette_repro.queue_rows",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
