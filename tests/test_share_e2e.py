@@ -97,24 +97,20 @@ def test_a_model_is_fetched_from_the_registry_by_version(team, tmp_path):
     work, env, first, models = team
     run(["gto", "register", "custom-cnn", "--version", "v1.0.0"], first, env)
     run(["git", "push", "-q", "origin", "custom-cnn@v1.0.0"], first, env)
+
     # From the team's git server (DVC clones it), the file from the project's remote.
-    origin = str(work / "origin.git")
-    run(
-        ["dvc", "artifacts", "get", origin, "custom-cnn", "--rev", "v1.0.0"]
-        + ["-o", str(tmp_path / "custom.pt")],
-        tmp_path,
-        env,
-    )
-    assert md5(tmp_path / "custom.pt") == models["custom"]
+    def get(name: str, *which: str) -> Path:
+        out = tmp_path / name
+        origin = str(work / "origin.git")
+        run(
+            ["dvc", "artifacts", "get", origin, "custom-cnn", *which, "-o", str(out)], tmp_path, env
+        )
+        return out
+
+    assert md5(get("custom.pt", "--rev", "v1.0.0")) == models["custom"]
     run(["gto", "assign", "custom-cnn", "--stage", "prod"], first, env)
     run(["git", "push", "-q", "origin", "custom-cnn#prod#1"], first, env)
-    run(
-        ["dvc", "artifacts", "get", origin, "custom-cnn", "--stage", "prod"]
-        + ["-o", str(tmp_path / "prod.pt")],
-        tmp_path,
-        env,
-    )
-    assert md5(tmp_path / "prod.pt") == models["custom"]
+    assert md5(get("prod.pt", "--stage", "prod")) == models["custom"]
     fetched = predict(first, env, "--model", str(tmp_path / "custom.pt"))
     assert fetched.pop("model") == str(tmp_path / "custom.pt")
     expected = predict(first, env)
