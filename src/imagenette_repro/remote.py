@@ -14,7 +14,6 @@ gs://, ssh://) go to DVC unchecked.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 from dvc.repo import Repo
 
 from .errors import UserError
+from .stage_io import file_hash
 
 SHOWN = 5  # problems listed one by one; the rest are counted
 
@@ -72,25 +72,15 @@ def check_readable(name: str, folder: Path) -> None:
         )
 
 
-def object_path(root: Path, md5: str) -> Path:
-    """Where DVC 3 keeps an object: files/md5/<first 2 hex>/<the rest> (`root` is the
-    remote's folder, or the cache's files/md5 folder when `root` ends in it)."""
-    base = root if root.name == "md5" else root / "files" / "md5"
-    return base / md5[:2] / md5[2:]
+def object_path(objects_dir: Path, md5: str) -> Path:
+    """Where DVC 3 keeps an object below files/md5/ (of a cache or a local remote)."""
+    return objects_dir / md5[:2] / md5[2:]
 
 
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def objects(repo: Repo, cache: Path, folder: Path) -> Iterator[tuple[str, str, str]]:
-    """(what, md5, problem) for each cached output's object the remote cannot give:
+def objects(repo: Repo, cache: Path, remote: Path) -> Iterator[tuple[str, str]]:
+    """(what, problem) for each cached output's object the remote cannot give:
     missing there, or there with other contents. A directory's listing is read from the
-    cache or, checked, from the remote."""
+    cache or, checked, from the remote. `cache`, `remote`: their files/md5 folders."""
     for out in repo.index.outs:
         if not out.use_cache or not out.hash_info or not out.hash_info.value:
             continue
@@ -99,10 +89,10 @@ def objects(repo: Repo, cache: Path, folder: Path) -> Iterator[tuple[str, str, s
         if out.hash_info.isdir:
             listing = object_path(cache, md5)
             if not listing.is_file():
-                listing = object_path(folder, md5)
+                listing = object_path(remote, md5)
                 problem = remote_problem(listing, md5.removesuffix(".dir"))
                 if problem:
-                    yield f"{name} (its file list)", md5, problem
+                    yield f"{name} (its file list)", problem
                     continue
             entries = [
                 (f"{name}/{entry['relpath']}", entry["md5"])
@@ -111,15 +101,15 @@ def objects(repo: Repo, cache: Path, folder: Path) -> Iterator[tuple[str, str, s
         for what, entry_md5 in entries:
             if object_path(cache, entry_md5).is_file():
                 continue
-            problem = remote_problem(object_path(folder, entry_md5), entry_md5)
+            problem = remote_problem(object_path(remote, entry_md5), entry_md5)
             if problem:
-                yield what, entry_md5, problem
+                yield what, problem
 
 
 def remote_problem(path: Path, md5: str) -> str | None:
     if not path.is_file():
         return f"missing on the remote ({path})"
-    found = file_md5(path)
+    found = file_hash(path, "md5")
     if found != md5:
         return f"corrupt on the remote: {path} has md5 {found}, expected {md5}"
     return None
@@ -127,7 +117,8 @@ def remote_problem(path: Path, md5: str) -> str | None:
 
 def explain_failed_pull(repo: Repo, name: str, folder: Path) -> str:
     cache = Path(repo.cache.local.path)
-    problems = [f"{what}: {problem}" for what, _, problem in objects(repo, cache, folder)]
+    remote = folder / "files" / "md5"
+    problems = [f"{what}: {problem}" for what, problem in objects(repo, cache, remote)]
     if not problems:
         return f"dvc pull from remote {name!r} ({folder}) failed (DVC's message above)"
     listed = "\n  ".join(problems[:SHOWN])

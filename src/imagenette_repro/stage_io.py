@@ -36,12 +36,16 @@ def write_json(path: str | Path, data: dict | list) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
+def file_hash(path: str | Path, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    return file_hash(path, "sha256")
 
 
 def fingerprint(*parts: object) -> str:

@@ -296,6 +296,7 @@ class Training:
     runtime: Runtime
     world: World
     label: str
+    steps_per_epoch: int  # full batches (the last partial one is dropped)
 
     @property
     def per_step(self) -> bool:
@@ -347,6 +348,7 @@ def set_up(
         runtime=runtime,
         world=world,
         label=label,
+        steps_per_epoch=steps_per_epoch,
     )
 
 
@@ -415,7 +417,7 @@ def train_one_epoch(t: Training, train: ImageSet, epoch: int) -> dict:
     if t.mixup is not None:  # timm draws from numpy's global generator: seed it per epoch
         np.random.seed((seed + 70_000) % 2**32)
     _train_mode(t.model)
-    steps_per_epoch = len(train) // config.batch_size
+    steps_per_epoch = t.steps_per_epoch
     start, loss_sum, correct, seen = time.monotonic(), 0.0, 0, 0
     last_print = start
     for step, (images, labels) in enumerate(

@@ -59,7 +59,7 @@ def runtime_settings(params: dict, device: torch.device) -> Runtime:
 
 def code_fingerprint() -> str:
     """A hash of the code this stage runs: its script and the package's modules it has
-    imported (as dvc.yaml's deps list them). An edit to other modules, report.py say,
+    imported (as dvc.yaml's deps list them). An edit to other modules, comparison.py say,
     leaves a checkpoint resumable."""
     package = Path(__file__).parent
     loaded = {
