@@ -94,7 +94,7 @@ def sample_val_images(size: int = 224) -> tuple[torch.Tensor, torch.Tensor]:
             if member.isfile() and "val" in parts and member.name.endswith(".JPEG"):
                 data = archive.extractfile(member).read()
                 image = Image.open(io.BytesIO(data)).convert("RGB").resize((size, size))
-                images.append(torch.from_numpy(np.asarray(image)).permute(2, 0, 1))
+                images.append(torch.from_numpy(np.array(image)).permute(2, 0, 1))
                 labels.append(WNIDS.index(parts[-2]))
     return torch.stack(images).float() / 255, torch.tensor(labels)
 
