@@ -48,7 +48,20 @@ def test_rows_without_a_layer_list_use_the_assumed_architecture(params):
         ),
         (lambda p: p["train"].update(keep="best"), "'train.keep' is 'best'; allowed: final"),
         (lambda p: p["googlenet"].update(patience_on="acc"), "'googlenet.patience_on' is 'acc'"),
-        (lambda p: p["train"].update(momentum=1.5), "'train.momentum' must be in"),
+        (lambda p: p["train"].update(momentum=1.5), "'train.momentum' must be in [0, 1), got 1.5"),
+        (lambda p: p["train"].update(batch_size=True), "'train.batch_size' must be integer, got"),
+        (lambda p: p["train"].update(batch_size=4.0), "'train.batch_size' must be integer, got"),
+        (lambda p: p["data"].update(md5=5), "'data.md5' must be string or null, got 5"),
+        (lambda p: p["googlenet"].update(patience=0), "'googlenet.patience' must be > 0, got 0"),
+        (lambda p: p.update(data=3), "'data' must be a mapping, got 3"),
+        (
+            lambda p: p["report_rows"]["network_84_8153"].update(acuracy=1),
+            "unknown key 'report_rows.network_84_8153.acuracy' (allowed: accuracy, drop_period,",
+        ),
+        (
+            lambda p: p["assumed_architectures"].update(network_x=5),
+            "'assumed_architectures.network_x' must be string, got 5",
+        ),
     ],
 )
 def test_bad_values_are_named(params, change, message):

@@ -65,7 +65,11 @@ def test_the_repository_recipe_is_valid_and_selectable(params):
         ("mixup_alpha", -0.2, "'recipes.modern_resnet.mixup_alpha' must be >= 0"),
         ("cutmix_alpha", -1, "'recipes.modern_resnet.cutmix_alpha' must be >= 0"),
         ("label_smoothing", 1.0, "'recipes.modern_resnet.label_smoothing' must be in [0, 1)"),
-        ("label_smoothing", "0.1", "'recipes.modern_resnet.label_smoothing' must be integer or"),
+        (
+            "label_smoothing",
+            "0.1",
+            "'recipes.modern_resnet.label_smoothing' must be number, got '0.1'",
+        ),
         ("reflection", 1, "'recipes.modern_resnet.reflection' must be true/false"),
         ("model", " ", "'recipes.modern_resnet.model' must name a timm model"),
         ("drop_path", 0.1, "unknown key 'recipes.modern_resnet.drop_path'"),

@@ -23,12 +23,16 @@ from .conftest import ROOT
     "key, value, message",
     [
         ("precision", "fp8", "'runtime.precision' is 'fp8'; allowed: auto, fp32, bf16, fp16"),
-        ("precision", 16, "'runtime.precision' must be string, got 16"),
+        ("precision", 16, "'runtime.precision' is 16; allowed: auto, fp32, bf16, fp16"),
         ("channels_last", "yes", "'runtime.channels_last' must be true/false, got 'yes'"),
         ("compile", 1, "'runtime.compile' must be true/false, got 1"),
         ("cudnn_benchmark", None, "'runtime.cudnn_benchmark' must be true/false, got None"),
-        ("data_on_device", "gpu", "'runtime.data_on_device' is 'gpu'; allowed: auto, true, false"),
-        ("data_on_device", 0, "'runtime.data_on_device' must be true/false or string, got 0"),
+        (
+            "data_on_device",
+            "gpu",
+            "'runtime.data_on_device' must be true/false or 'auto', got 'gpu'",
+        ),
+        ("data_on_device", 0, "'runtime.data_on_device' must be true/false or 'auto', got 0"),
     ],
 )
 def test_bad_runtime_switches_are_named(params, key, value, message):

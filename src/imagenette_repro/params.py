@@ -1,129 +1,19 @@
-"""Read params.yaml and check every key before any heavy work starts."""
-
-from __future__ import annotations
+"""Read params.yaml and check every key before any heavy work starts: pydantic models say
+each key's type, range and choices; the checks between keys follow them in `validate`."""
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from .architecture import ArchitectureError, parse_architecture, parse_layer
 from .classes import NUM_CLASSES
 from .errors import UserError
 
-OPTIMIZERS = ("sgdm", "adam")
-INITS = ("normal_0.01", "glorot", "torch_default")
-PROTOCOLS = ("val_folder", "train_split")  # see data.split_dataset
-PATIENCE_ON = ("loss", "accuracy")  # see training.EarlyStopping
-KEEP = ("final", "best_loss", "best_accuracy")  # which epoch's weights a run keeps
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-# A modern recipe's choices (`recipes`; see training.make_scheduler, models.build_timm_network).
-RECIPE_OPTIMIZERS = ("adamw", "sgd_nesterov")
-RECIPE_SCHEDULES = ("cosine", "onecycle")
-STEM_STRIDES = (1, 2, 4)
-
-# Allowed keys per section, with the type each value must have. `None` in a tuple
-# means the key may be null.
-NUMBER = (int, float)
-SCHEMA: dict[str, Any] = {
-    "seed": int,
-    "network": str,
-    "optimizer": str,
-    "learn_rate": NUMBER,
-    "patience": int,
-    "drop_period": int,
-    "drop_rate_factor": NUMBER,
-    "image_augmentation": bool,
-    "data": {
-        "archive": str,
-        "md5": (str, type(None)),
-        "protocol": str,
-        "val_fraction": NUMBER,
-        "input_size": int,
-        "skip_bad_images": bool,
-    },
-    "train": {
-        "batch_size": int,
-        "max_epochs": int,
-        "momentum": NUMBER,
-        "adam_beta1": NUMBER,
-        "adam_beta2": NUMBER,
-        "adam_epsilon": NUMBER,
-        "l2_regularization": NUMBER,
-        "init": str,
-        "patience_on": str,
-        "keep": str,
-        "scaled_input": bool,
-        "dropout": bool,
-        "scale_min": NUMBER,
-        "scale_max": NUMBER,
-        "translation_px": NUMBER,
-        "reflection": bool,
-    },
-    "googlenet": {
-        "model": str,
-        "weights": str,
-        "freeze_through": (str, type(None)),
-        "optimizer": str,
-        "learn_rate": NUMBER,
-        "new_layer_lr_factor": NUMBER,
-        "batch_size": int,
-        "max_epochs": int,
-        "patience": (int, type(None)),
-        "patience_on": str,
-        "keep": str,
-        "drop_period": int,
-        "drop_rate_factor": NUMBER,
-        "momentum": NUMBER,
-        "l2_regularization": NUMBER,
-        "scale_min": NUMBER,
-        "scale_max": NUMBER,
-        "translation_px": NUMBER,
-        "reflection": bool,
-    },
-    "runtime": {
-        "device": str,
-        "num_threads": int,
-        "processes": int,
-        "channels_last": bool,
-        "precision": str,
-        "compile": bool,
-        "data_on_device": (bool, str),
-        "cudnn_benchmark": bool,
-    },
-    "report_rows": dict,
-    "report_googlenet_accuracy": NUMBER,
-    "assumed_architectures": dict,
-    "architectures": dict,
-    "recipes": dict,
-}
-# The report's table columns: what makes a run one of the report's rows.
-ROW_COLUMNS = (
-    "optimizer",
-    "learn_rate",
-    "patience",
-    "drop_period",
-    "drop_rate_factor",
-    "image_augmentation",
-)
-ROW_KEYS = {**{key: SCHEMA[key] for key in ROW_COLUMNS}, "accuracy": NUMBER}
-# A modern recipe: a timm model and its training, in place of the report's columns.
-RECIPE_KEYS = {
-    "model": str,
-    "stem_stride": int,
-    "optimizer": str,
-    "learn_rate": NUMBER,
-    "weight_decay": NUMBER,
-    "schedule": str,
-    "warmup_epochs": NUMBER,
-    "label_smoothing": NUMBER,
-    "mixup_alpha": NUMBER,
-    "cutmix_alpha": NUMBER,
-    "batch_size": int,
-    "augmentation": bool,
-    "reflection": bool,
-}
 # torchvision's GoogLeNet children, in order (what googlenet.freeze_through may name).
 GOOGLENET_LAYERS = (
     "conv1",
@@ -149,6 +39,147 @@ PRETRAINED_LAYERS = {
     "googlenet": GOOGLENET_LAYERS,
     "efficientnet_lite0": ("conv_stem", "bn1", "blocks", "conv_head", "bn2"),
 }
+Optimizer = Literal["sgdm", "adam"]
+PatienceOn = Literal["loss", "accuracy"]  # see training.EarlyStopping
+Keep = Literal["final", "best_loss", "best_accuracy"]  # which epoch's weights a run keeps
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS = get_args(Precision)
+PositiveInt = Annotated[int, Field(gt=0)]
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+
+
+def _interval(text: str, inside: Callable[[float], bool]) -> AfterValidator:
+    def check(value: float) -> float:
+        if not inside(value):
+            raise PydanticCustomError("interval", f"must be in {text}")
+        return value
+
+    return AfterValidator(check)
+
+
+Fraction = Annotated[float, _interval("[0, 1)", lambda value: 0 <= value < 1)]
+
+
+class _Section(BaseModel):
+    # strict: a `true` or a "4" where a number belongs is a mistake, not a value to convert
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Data(_Section):
+    archive: str
+    md5: str | None
+    protocol: Literal["val_folder", "train_split"]  # see data.split_dataset
+    val_fraction: Annotated[float, _interval("(0, 1)", lambda value: 0 < value < 1)]
+    input_size: PositiveInt
+    skip_bad_images: bool
+
+
+class _Augmentation(_Section):
+    scale_min: Positive
+    scale_max: Positive
+    translation_px: NonNegative
+    reflection: bool
+
+
+class Train(_Augmentation):
+    batch_size: PositiveInt
+    max_epochs: PositiveInt
+    momentum: Fraction
+    adam_beta1: Fraction
+    adam_beta2: Fraction
+    adam_epsilon: Positive
+    l2_regularization: NonNegative
+    init: Literal["normal_0.01", "glorot", "torch_default"]
+    patience_on: PatienceOn
+    keep: Keep
+    scaled_input: bool
+    dropout: bool
+
+
+class GoogLeNet(_Augmentation):
+    model: Literal["googlenet", "efficientnet_lite0"]  # the keys of PRETRAINED_LAYERS
+    weights: str
+    freeze_through: str | None
+    optimizer: Optimizer
+    learn_rate: Positive
+    new_layer_lr_factor: Positive
+    batch_size: PositiveInt
+    max_epochs: PositiveInt
+    patience: PositiveInt | None
+    patience_on: PatienceOn
+    keep: Keep
+    drop_period: PositiveInt
+    drop_rate_factor: Positive
+    momentum: Fraction
+    l2_regularization: NonNegative
+
+
+class Runtime(_Section):
+    device: str
+    num_threads: Annotated[int, Field(ge=0)]
+    processes: PositiveInt
+    channels_last: bool
+    precision: Precision
+    compile: bool
+    data_on_device: bool | Literal["auto"]
+    cudnn_benchmark: bool
+
+
+class ReportRow(_Section):
+    """A row of the report's table: its columns and its published accuracy."""
+
+    optimizer: str
+    learn_rate: float
+    patience: int
+    drop_period: int
+    drop_rate_factor: float
+    image_augmentation: bool
+    accuracy: float
+
+
+# The report's table columns: what makes a run one of the report's rows.
+ROW_COLUMNS = tuple(name for name in ReportRow.model_fields if name != "accuracy")
+
+
+class Recipe(_Section):
+    """A modern recipe: a timm model and its training, in place of the report's columns."""
+
+    model: str
+    stem_stride: Literal[1, 2, 4]
+    optimizer: Literal["adamw", "sgd_nesterov"]
+    learn_rate: Positive
+    weight_decay: NonNegative
+    schedule: Literal["cosine", "onecycle"]
+    warmup_epochs: NonNegative
+    label_smoothing: Fraction
+    mixup_alpha: NonNegative
+    cutmix_alpha: NonNegative
+    batch_size: PositiveInt
+    augmentation: bool
+    reflection: bool
+
+
+class Params(_Section):
+    seed: int
+    network: str
+    optimizer: Optimizer
+    learn_rate: Positive
+    patience: PositiveInt
+    drop_period: PositiveInt
+    drop_rate_factor: Positive
+    image_augmentation: bool
+    data: Data
+    train: Train
+    googlenet: GoogLeNet
+    runtime: Runtime
+    report_rows: dict[str, ReportRow]
+    report_googlenet_accuracy: float
+    assumed_architectures: dict[str, str]
+    architectures: dict[str, Any]  # each a list of layer strings: checked in validate
+    recipes: dict[str, Recipe]
+
+
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
 
@@ -175,57 +206,75 @@ class ParamsError(UserError, ValueError):
     """A value in params.yaml that the pipeline cannot use; the message names the key."""
 
 
-def _type_name(expected: Any) -> str:
-    types = expected if isinstance(expected, tuple) else (expected,)
-    names = {int: "integer", float: "number", str: "string", bool: "true/false", dict: "mapping"}
-    return " or ".join("null" if t is type(None) else names.get(t, t.__name__) for t in types)
+# How a wrong type is named in a message.
+_TYPE_NAMES = {
+    "int_type": "integer",
+    "float_type": "number",
+    "bool_type": "true/false",
+    "string_type": "string",
+    "none_required": "null",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+}
 
 
-def _check_types(values: dict, schema: dict, prefix: str = "") -> None:
-    for key in values:
-        if key not in schema:
-            allowed = ", ".join(sorted(schema))
-            raise ParamsError(f"params.yaml: unknown key '{prefix}{key}' (allowed: {allowed})")
-    for key, expected in schema.items():
-        name = f"{prefix}{key}"
-        if key not in values:
-            raise ParamsError(f"params.yaml: missing key '{name}'")
-        value = values[key]
-        if isinstance(expected, dict):
-            if not isinstance(value, dict):
-                raise ParamsError(f"params.yaml: '{name}' must be a mapping, got {value!r}")
-            _check_types(value, expected, f"{name}.")
-            continue
-        types = expected if isinstance(expected, tuple) else (expected,)
-        # bool is an int in Python; a `true` where a number belongs is a mistake.
-        if isinstance(value, bool) and bool not in types:
-            ok = False
-        else:
-            ok = isinstance(value, types)
-        if not ok:
-            raise ParamsError(
-                f"params.yaml: '{name}' must be {_type_name(expected)}, got {value!r}"
-            )
-
-
-def _positive(params: dict, *keys: str) -> None:
-    for key in keys:
-        value = _get(params, key)
-        if value is not None and value <= 0:
-            raise ParamsError(f"params.yaml: '{key}' must be > 0, got {value!r}")
-
-
-def _get(params: dict, dotted: str) -> Any:
+def _key(params: dict, location: tuple) -> tuple[str, ...]:
+    """The part of a pydantic error's location that is a key of params.yaml (what follows
+    names a member of a union type, such as `bool` in `bool | "auto"`)."""
     value: Any = params
-    for part in dotted.split("."):
-        value = value[part]
-    return value
+    key = []
+    for part in location:
+        if not isinstance(value, dict):
+            break
+        key.append(str(part))
+        value = value.get(part)
+    return tuple(key)
 
 
-def _choice(params: dict, key: str, allowed: tuple[str, ...]) -> None:
-    value = _get(params, key)
-    if value not in allowed:
-        raise ParamsError(f"params.yaml: '{key}' is {value!r}; allowed: {', '.join(allowed)}")
+def _annotation(key: tuple[str, ...]) -> Any:
+    """The type that the key `key` of params.yaml must have (a model for a section)."""
+    annotation: Any = Params
+    for part in key:
+        if get_origin(annotation) is dict:  # a named entry: report_rows.NAME, recipes.NAME
+            annotation = get_args(annotation)[1]
+        else:
+            annotation = annotation.model_fields[part].annotation
+    return annotation
+
+
+def _choices(error: dict) -> str:
+    # pydantic writes a Literal's values as "'sgdm' or 'adam'"
+    return error["ctx"]["expected"].replace("'", "").replace(" or ", ", ")
+
+
+def _explain(params: dict, failure: ValidationError) -> ParamsError:
+    """The first of pydantic's errors as one line that names the key, what it must be and
+    what it is."""
+    errors = failure.errors()
+    key = _key(params, errors[0]["loc"])
+    name = ".".join(key)
+    errors = [error for error in errors if _key(params, error["loc"]) == key]
+    kind, value = errors[0]["type"], errors[0]["input"]
+    if kind == "missing":
+        text = f"missing key '{name}'"
+    elif kind == "extra_forbidden":
+        allowed = ", ".join(sorted(_annotation(key[:-1]).model_fields))
+        text = f"unknown key '{name}' (allowed: {allowed})"
+    elif len(errors) > 1 or kind in _TYPE_NAMES:  # a wrong type, or no member of a union fits
+        names = [_TYPE_NAMES.get(e["type"]) or e["ctx"]["expected"] for e in errors]
+        if type(None) in get_args(_annotation(key)):  # pydantic names only the other type
+            names.append("null")
+        text = f"'{name}' must be {' or '.join(names)}, got {value!r}"
+    elif kind == "literal_error":
+        text = f"'{name}' is {value!r}; allowed: {_choices(errors[0])}"
+    elif kind in ("greater_than", "greater_than_equal"):
+        bound = errors[0]["ctx"].get("gt", errors[0]["ctx"].get("ge"))
+        text = f"'{name}' must be {'>' if kind == 'greater_than' else '>='} {bound}, got {value!r}"
+    elif kind == "interval":
+        text = f"'{name}' {errors[0]['msg']}, got {value!r}"
+    else:
+        text = f"'{name}': {errors[0]['msg']}, got {value!r}"
+    return ParamsError(f"params.yaml: {text}")
 
 
 def _check_recipes(params: dict) -> None:
@@ -233,41 +282,13 @@ def _check_recipes(params: dict) -> None:
     taken |= set(params["assumed_architectures"])
     for name, recipe in params["recipes"].items():
         key = f"recipes.{name}"
-        if not isinstance(recipe, dict):
-            raise ParamsError(f"params.yaml: '{key}' must be a mapping")
         if name in taken:
             raise ParamsError(
                 f"params.yaml: '{key}' has the name of a report row or layer list; "
                 "give the recipe its own name"
             )
-        _check_types(recipe, RECIPE_KEYS, f"{key}.")
-        for field, allowed in (
-            ("optimizer", RECIPE_OPTIMIZERS),
-            ("schedule", RECIPE_SCHEDULES),
-            ("stem_stride", STEM_STRIDES),
-        ):
-            if recipe[field] not in allowed:
-                raise ParamsError(
-                    f"params.yaml: '{key}.{field}' is {recipe[field]!r}; "
-                    f"allowed: {', '.join(map(str, allowed))}"
-                )
         if not recipe["model"].strip():
             raise ParamsError(f"params.yaml: '{key}.model' must name a timm model")
-        for field in ("learn_rate", "batch_size"):
-            if recipe[field] <= 0:
-                raise ParamsError(
-                    f"params.yaml: '{key}.{field}' must be > 0, got {recipe[field]!r}"
-                )
-        for field in ("weight_decay", "warmup_epochs", "mixup_alpha", "cutmix_alpha"):
-            if recipe[field] < 0:
-                raise ParamsError(
-                    f"params.yaml: '{key}.{field}' must be >= 0, got {recipe[field]!r}"
-                )
-        if not 0 <= recipe["label_smoothing"] < 1:
-            raise ParamsError(
-                f"params.yaml: '{key}.label_smoothing' must be in [0, 1), "
-                f"got {recipe['label_smoothing']!r}"
-            )
         mixing = recipe["mixup_alpha"] > 0 or recipe["cutmix_alpha"] > 0
         if mixing and recipe["batch_size"] % 2:
             raise ParamsError(
@@ -277,70 +298,17 @@ def _check_recipes(params: dict) -> None:
 
 
 def validate(params: dict) -> dict:
-    """Check types, ranges and choices of every key; return params unchanged."""
-    _check_types(params, SCHEMA)
-    _choice(params, "optimizer", OPTIMIZERS)
-    _choice(params, "googlenet.optimizer", OPTIMIZERS)
-    _choice(params, "train.init", INITS)
-    _choice(params, "data.protocol", PROTOCOLS)
-    for section in ("train", "googlenet"):
-        _choice(params, f"{section}.patience_on", PATIENCE_ON)
-        _choice(params, f"{section}.keep", KEEP)
-    _choice(params, "runtime.precision", PRECISIONS)
-    if params["runtime"]["data_on_device"] not in (True, False, "auto"):
-        raise ParamsError(
-            f"params.yaml: 'runtime.data_on_device' is "
-            f"{params['runtime']['data_on_device']!r}; allowed: auto, true, false"
-        )
-    _positive(
-        params,
-        "learn_rate",
-        "patience",
-        "drop_period",
-        "drop_rate_factor",
-        "data.input_size",
-        "train.batch_size",
-        "runtime.processes",
-        "train.max_epochs",
-        "train.adam_epsilon",
-        "train.scale_min",
-        "train.scale_max",
-        "googlenet.learn_rate",
-        "googlenet.new_layer_lr_factor",
-        "googlenet.batch_size",
-        "googlenet.max_epochs",
-        "googlenet.patience",
-        "googlenet.drop_period",
-        "googlenet.drop_rate_factor",
-        "googlenet.scale_min",
-        "googlenet.scale_max",
-    )
-    for key in (
-        "train.l2_regularization",
-        "googlenet.l2_regularization",
-        "runtime.num_threads",
-        "train.translation_px",
-        "googlenet.translation_px",
-    ):
-        if _get(params, key) < 0:
-            raise ParamsError(f"params.yaml: '{key}' must be >= 0, got {_get(params, key)!r}")
-    for key in ("train.momentum", "train.adam_beta1", "train.adam_beta2", "googlenet.momentum"):
-        if not 0 <= _get(params, key) < 1:
-            raise ParamsError(f"params.yaml: '{key}' must be in [0, 1), got {_get(params, key)!r}")
-    if not 0 < params["data"]["val_fraction"] < 1:
-        raise ParamsError(
-            f"params.yaml: 'data.val_fraction' must be in (0, 1), "
-            f"got {params['data']['val_fraction']!r}"
-        )
+    """Check types, ranges and choices of every key, then the keys against each other;
+    return params unchanged."""
+    try:
+        Params.model_validate(params)
+    except ValidationError as failure:
+        raise _explain(params, failure) from None
     for section in ("train", "googlenet"):
         if params[section]["scale_min"] > params[section]["scale_max"]:
             raise ParamsError(
                 f"params.yaml: '{section}.scale_min' must be <= '{section}.scale_max'"
             )
-    for name, row in params["report_rows"].items():
-        if not isinstance(row, dict):
-            raise ParamsError(f"params.yaml: 'report_rows.{name}' must be a mapping")
-        _check_types(row, ROW_KEYS, f"report_rows.{name}.")
     _check_recipes(params)
     for name, target in params["assumed_architectures"].items():
         if target not in params["architectures"]:
@@ -353,7 +321,6 @@ def validate(params: dict) -> dict:
             f"params.yaml: 'runtime.device' is {params['runtime']['device']!r}; "
             "allowed: auto, cpu, cuda, cuda:N, mps"
         )
-    _choice(params, "googlenet.model", tuple(PRETRAINED_LAYERS))
     freeze = params["googlenet"]["freeze_through"]
     layers = PRETRAINED_LAYERS[params["googlenet"]["model"]]
     if freeze is not None and freeze not in layers:
