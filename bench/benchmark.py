@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
-import platform
 import random
 import re
 import shutil
@@ -69,94 +67,19 @@ from imagenette_repro.training import (  # noqa: E402
 from imagenette_repro.training_settings import report_row_training  # noqa: E402
 from tests import scratch  # noqa: E402
 
+from benchmark_files import markdown, save  # noqa: E402
+from machine import assumed_peak, machine_info  # noqa: E402
+
 SAMPLE = ROOT / "sample" / "imagenette2-sample.tgz"
 REAL_DATA = ("../shared/data/imagenette2-224.tgz", "/work/shared/data/imagenette2-224.tgz")
 # Batches per size (project epoch and baseline; bare step) when not given: about a minute
 # per measurement on 2 CPU cores.
 EPOCH_BATCHES = {32: 30, 64: 20, 224: 3}
 STEP_BATCHES = {32: 20, 64: 8, 224: 2}
-# Dense peak TFLOP/s of GPUs this project may meet (SXM parts; NVIDIA's data sheets).
-GPU_PEAKS = {"H100": {"fp32": 67.0, "bf16": 989.4, "fp16": 989.4}}
-GPU_PEAKS["H200"] = GPU_PEAKS["H100"]
 
 
 def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------------------- machine
-
-
-def cpu_model() -> str:
-    fields = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = fields.get("model name", platform.processor())
-    if "cpu family" in fields:
-        name += f" (family {fields['cpu family']}, model {fields['model']})"
-    return name
-
-
-def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.partition(":")[2].split())
-    except OSError:
-        pass
-    return set()
-
-
-def machine_info(device: torch.device) -> dict:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    flags = cpu_flags()
-    info = {
-        "cpu": cpu_model(),
-        "cpu_cores": cores,
-        "cpu_simd": [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags],
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "device": str(device),
-    }
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        info.update(
-            gpu=props.name,
-            gpu_memory_gib=round(props.total_memory / 2**30, 1),
-            cuda=torch.version.cuda,
-            cudnn=torch.backends.cudnn.version(),
-        )
-    return info
-
-
-def assumed_peak(args, device: torch.device, precision: str) -> dict:
-    """The peak the achieved GFLOP/s are compared with, and how it was had."""
-    if args.peak_gflops:
-        return {"gflops": args.peak_gflops, "how": "given with --peak-gflops"}
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        for key, peaks in GPU_PEAKS.items():
-            if key in name:
-                return {
-                    "gflops": peaks[precision] * 1000,
-                    "how": f"{name}: {peaks[precision]:g} TFLOP/s dense {precision} "
-                    "(data sheet, SXM)",
-                }
-        return {"gflops": None, "how": f"{name}: unknown; give --peak-gflops"}
-    cores = args.cores or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-    gflops = cores * args.flops_per_cycle * args.ghz
-    return {
-        "gflops": gflops,
-        "how": f"{cores} cores x {args.flops_per_cycle:g} FP32 FLOP/cycle (2 FMA pipes x 8 "
-        f"floats x 2) x {args.ghz:g} GHz = {gflops:.1f} GFLOP/s (--cores, --flops-per-cycle, "
-        "--ghz or --peak-gflops to change)",
-    }
 
 
 # ------------------------------------------------------------------------------- data
@@ -519,121 +442,6 @@ def resolve_runtime(params: dict, args, device: torch.device) -> Runtime:
         compile=flag(args.compile, settings["compile"]),
         data_on_device=settings["data_on_device"],
     )
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def checks(report: dict) -> list[dict]:
-    """Issue 6's targets, where this run measured what they are about."""
-    found = []
-    cpu = report["machine"]["device"] == "cpu"
-    for r in report["sizes"]:
-        size = r["size"]
-        wanted = []
-        if cpu and size == 64:
-            wanted += [
-                ("epoch / bare step at 64 px >= 95%", r["epoch_over_step"], 0.95),
-                ("epoch / plain baseline at 64 px >= 1.4x", r["epoch_over_baseline"], 1.4),
-            ]
-        if cpu and size == 32:
-            wanted.append(
-                ("epoch / plain baseline at 32 px >= 1.3x", r["epoch_over_baseline"], 1.3)
-            )
-        if cpu and size == 224 and r.get("peak_fraction"):
-            wanted.append(("bare step at 224 px >= 50% of FP32 peak", r["peak_fraction"], 0.5))
-        if not cpu and size == 224:
-            wanted.append(("epoch / plain baseline at 224 px >= 5x", r["epoch_over_baseline"], 5))
-        found += [
-            {"target": name, "value": round(value, 3), "met": value >= bound}
-            for name, value, bound in wanted
-        ]
-    return found
-
-
-def save(report: dict, args, argv, started: float, complete: bool) -> None:
-    """benchmark.json and benchmark.md (atomically), after every size and at the end."""
-    report["complete"] = complete
-    report["checks"] = checks(report)
-    report["seconds"] = time.perf_counter() - started
-    command = argv if argv is not None else sys.argv[1:]
-    report["command"] = "python bench/benchmark.py " + " ".join(map(str, command))
-    write_atomic(args.out / "benchmark.json", json.dumps(report, indent=2) + "\n")
-    write_atomic(args.out / "benchmark.md", markdown(report))
-
-
-def markdown(report: dict) -> str:
-    m, lines = report["machine"], []
-    where = m.get("gpu", m["cpu"])
-    lines += [
-        f"# Benchmark: {report['network']}, batch {report['batch_size']}, {where}",
-        "",
-        f"Machine: {m['cpu']}, {m['cpu_cores']} cores ({', '.join(m['cpu_simd'])}), "
-        f"{m['memory_gib']} GiB; torch {m['torch']} ({m['torch_threads']} threads), "
-        f"device {m['device']}" + (f" ({m['gpu']})" if "gpu" in m else "") + ".",
-        f"Runtime: {report['runtime']}. Data: {report['archive']} "
-        f"({report['distinct_images']} distinct images, repeated as needed).",
-        f"Peak assumed: {report['peak']['how']}.",
-        "",
-        "| size | project epoch img/s | plain baseline img/s | ratio | bare step img/s "
-        "| epoch / step | GFLOP/img | GFLOP/s | % of peak | baseline loader alone img/s "
-        "| decode once img/s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in report["sizes"]:
-        peak = f"{100 * r['peak_fraction']:.0f}%" if r.get("peak_fraction") else "-"
-        lines.append(
-            f"| {r['size']} px | {r['epoch']['images_per_s']:.1f} "
-            f"| {r['baseline']['images_per_s']:.1f} | {r['epoch_over_baseline']:.2f}x "
-            f"| {r['step']['images_per_s']:.1f} | {100 * r['epoch_over_step']:.0f}% "
-            f"| {r['gflop_per_image']:.2f} | {r['achieved_gflops']:.1f} | {peak} "
-            f"| {r['baseline']['loader_only_images_per_s']:.1f} "
-            f"| {r['decode_once_images_per_s']:.0f} |"
-        )
-    switches = [(r["size"], s) for r in report["sizes"] for s in r.get("switches", [])]
-    if switches:
-        lines += [
-            "",
-            "Bare step with one switch flipped:",
-            "",
-            "| size | switch | img/s | vs default |",
-            "|---|---|---|---|",
-        ]
-        for size, s in switches:
-            if "error" in s:
-                lines.append(f"| {size} px | {s['switch']} | failed: {s['error'][:80]} | - |")
-            else:
-                lines.append(
-                    f"| {size} px | {s['switch']} | {s['images_per_s']:.1f} "
-                    f"| {s['vs_default']:.2f}x |"
-                )
-    d = report.get("dvc")
-    if d and "skipped" not in d:
-        lines += [
-            "",
-            f"DVC ({d['archive']}, {d['settings']}): full `dvc repro` {d['repro_s']:.1f} s "
-            f"({len(d['repro_stages'])} stages); then `dvc exp run -S optimizer=adam` "
-            f"{d['exp_run_adam_s']:.1f} s ({', '.join(d['exp_run_stages'])}): "
-            f"{100 * d['exp_over_repro']:.0f}% of the repro.",
-        ]
-    elif d and "error" in d:
-        lines += ["", f"DVC: failed: {d['error'][-300:]}"]
-    elif d:
-        lines += ["", f"DVC: skipped ({d['skipped']})."]
-    if report["checks"]:
-        lines += ["", "Targets (issue 6):", ""]
-        lines += [
-            f"- {c['target']}: {c['value']:.2f} ({'met' if c['met'] else 'NOT met'})"
-            for c in report["checks"]
-        ]
-    if not report["complete"]:
-        lines += ["", "**Incomplete**: the run stopped before the end."]
-    lines += ["", f"Command: `{report['command']}`; {report['seconds']:.0f} s in all.", ""]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
