@@ -98,7 +98,7 @@ class Train(_Augmentation):
 
 
 class GoogLeNet(_Augmentation):
-    model: Literal["googlenet", "efficientnet_lite0"]  # the keys of PRETRAINED_LAYERS
+    model: Literal[tuple(PRETRAINED_LAYERS)]  # type: ignore[valid-type]
     weights: str
     freeze_through: str | None
     optimizer: Optimizer
@@ -242,11 +242,6 @@ def _annotation(key: tuple[str, ...]) -> Any:
     return annotation
 
 
-def _choices(error: dict) -> str:
-    # pydantic writes a Literal's values as "'sgdm' or 'adam'"
-    return error["ctx"]["expected"].replace("'", "").replace(" or ", ", ")
-
-
 def _explain(params: dict, failure: ValidationError) -> ParamsError:
     """The first of pydantic's errors as one line that names the key, what it must be and
     what it is."""
@@ -266,7 +261,8 @@ def _explain(params: dict, failure: ValidationError) -> ParamsError:
             names.append("null")
         text = f"'{name}' must be {' or '.join(names)}, got {value!r}"
     elif kind == "literal_error":
-        text = f"'{name}' is {value!r}; allowed: {_choices(errors[0])}"
+        allowed = ", ".join(map(str, get_args(_annotation(key))))
+        text = f"'{name}' is {value!r}; allowed: {allowed}"
     elif kind in ("greater_than", "greater_than_equal"):
         bound = errors[0]["ctx"].get("gt", errors[0]["ctx"].get("ge"))
         text = f"'{name}' must be {'>' if kind == 'greater_than' else '>='} {bound}, got {value!r}"
