@@ -48,6 +48,7 @@ from torch import nn  # noqa: E402
 from imagenette_repro.architecture import parse_layer  # noqa: E402
 from imagenette_repro.batches import ImageSet, augment, mean_image, to_input  # noqa: E402
 from imagenette_repro.data import list_images, write_array_store  # noqa: E402
+from imagenette_repro.machine import machine_info  # noqa: E402
 from imagenette_repro.models import build_custom_network  # noqa: E402
 from imagenette_repro.params import (  # noqa: E402
     PRECISIONS,
@@ -68,7 +69,7 @@ from imagenette_repro.training_settings import report_row_training  # noqa: E402
 from tests import scratch  # noqa: E402
 
 from benchmark_files import markdown, save  # noqa: E402
-from machine import assumed_peak, machine_info  # noqa: E402
+from machine import assumed_peak  # noqa: E402
 
 SAMPLE = ROOT / "sample" / "imagenette2-sample.tgz"
 REAL_DATA = ("../shared/data/imagenette2-224.tgz", "/work/shared/data/imagenette2-224.tgz")

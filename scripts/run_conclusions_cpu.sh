@@ -19,7 +19,7 @@ md5=${2:-003aed9aab56a5804f410d9443dba23b}
 out=results/${OUT:-cpu-32px-conclusions}
 jobs=${JOBS:-2}
 common=(-S "data.archive=$archive" -S "data.md5=$md5" -S data.input_size=32
-  -S train.scaled_input=true -S train.init=glorot -S runtime.precision=bf16
+  -S train.scaled_input=true -S train.init=glorot
   -S "runtime.num_threads=$((jobs > 1 ? 1 : 0))"
   -S googlenet.weights=none -S googlenet.max_epochs=1)
 start=$SECONDS

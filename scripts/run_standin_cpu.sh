@@ -22,7 +22,6 @@ start=$SECONDS
 dvc exp run -n "$name" -S "data.archive=$archive" -S "data.md5=$md5" -S data.input_size=224 \
   -S googlenet.model=efficientnet_lite0 -S googlenet.weights=imagenet \
   -S googlenet.freeze_through=bn1 -S "googlenet.max_epochs=$epochs" \
-  -S runtime.precision=bf16 \
   -S network=modern_resnet -S recipes.modern_resnet.stem_stride=4 -S train.max_epochs=1 \
   evaluate
 echo "experiment: $((SECONDS - start)) s on $(nproc) CPU cores"

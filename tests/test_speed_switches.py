@@ -14,7 +14,8 @@ from torch import nn
 
 from imagenette_repro.batches import ImageSet, batches, place, to_input
 from imagenette_repro.params import ParamsError, validate
-from imagenette_repro.training import Runtime, TrainConfig, fit, predict
+from imagenette_repro.training import Runtime, TrainConfig, auto_precision, fit, predict
+from imagenette_repro.training_stage import runtime_settings
 
 from .conftest import ROOT
 
@@ -48,10 +49,49 @@ def test_missing_runtime_switch_is_named(params):
         validate(params)
 
 
-def test_repository_defaults_keep_fp32_and_no_compile_on_the_cpu(params):
+def test_repository_defaults_choose_the_precision_and_do_not_compile(params):
     runtime = validate(params)["runtime"]
     assert runtime["precision"] == "auto" and runtime["compile"] is False
     assert runtime["channels_last"] is True and runtime["data_on_device"] == "auto"
+
+
+def cpu_with(monkeypatch, avx512_bf16: bool, amx: bool) -> None:
+    """Answer torch's CPU feature queries as a CPU with (or without) native bf16 would."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "expected"),
+    [
+        (False, False, "fp32"),  # AVX2-only (an EPYC Zen 2/3): emulated bf16, 10x slower
+        (True, False, "bf16"),  # AVX-512 BF16 (a Zen 4)
+        (False, True, "bf16"),  # AMX (a Sapphire Rapids Xeon)
+    ],
+)
+def test_auto_precision_on_the_cpu_follows_native_bf16(
+    params, monkeypatch, avx512_bf16, amx, expected
+):
+    cpu_with(monkeypatch, avx512_bf16, amx)
+    cpu = torch.device("cpu")
+    assert auto_precision(cpu) == expected
+    assert runtime_settings(validate(params), cpu).precision == expected
+
+
+def test_an_explicit_precision_is_kept_whatever_the_cpu(params, monkeypatch):
+    cpu_with(monkeypatch, False, False)
+    params["runtime"]["precision"] = "bf16"
+    assert runtime_settings(validate(params), torch.device("cpu")).precision == "bf16"
+    cpu_with(monkeypatch, True, True)
+    params["runtime"]["precision"] = "fp32"
+    assert runtime_settings(validate(params), torch.device("cpu")).precision == "fp32"
+
+
+def test_auto_precision_on_cuda_asks_the_card(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert auto_precision(torch.device("cuda")) == "fp32"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert auto_precision(torch.device("cuda")) == "bf16"
 
 
 def tiny_set(n: int, seed: int, size: int = 8) -> ImageSet:

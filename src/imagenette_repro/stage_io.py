@@ -13,9 +13,28 @@ from .errors import UserError
 from .files import describe_write_error, replacing
 
 
+class ForeignCodeError(UserError):
+    """The stage script and the package it imported come from different copies."""
+
+
+def check_own_copy(script: str | Path, package_dir: str | Path) -> None:
+    """A stage must run the package of the copy it lies in (dvc.yaml's `PYTHONPATH=src`):
+    a queued or temp experiment runs in a copy of the repository, and an editable install
+    would otherwise import the workspace's live code, not the code its lock records."""
+    own = Path(script).resolve().parent.parent / "src" / "imagenette_repro"
+    if Path(package_dir).resolve() != own:
+        raise ForeignCodeError(
+            f"{script} imported imagenette_repro from {package_dir}, not from its own copy "
+            f"{own}: run the stage through dvc (dvc.yaml sets PYTHONPATH=src) or set "
+            "PYTHONPATH=src yourself"
+        )
+
+
 def run(main: Callable[[], None]) -> None:
-    """Run a stage; a known fault ends it with one clear line and exit code 2."""
+    """Run a stage (from its own copy's package); a known fault ends it with one clear
+    line and exit code 2."""
     try:
+        check_own_copy(sys.argv[0], Path(__file__).parent)
         main()
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -644,3 +644,21 @@ def pick_device(name: str) -> torch.device:
             "available; use auto or cpu"
         )
     return device
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX), as torch's CPU
+    feature query reports it. Without it bf16 autocast is emulated: on an AVX2-only EPYC
+    the report's best network trained 10.9 img/s in bf16 against 117 img/s in fp32."""
+    queries = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in queries)
+
+
+def auto_precision(device: torch.device) -> str:
+    """runtime.precision "auto": bf16 autocast where the hardware has it (a CUDA card that
+    supports bf16, a CPU with native bf16), else fp32."""
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if native_bf16_cpu() else "fp32"
+    return "fp32"

@@ -4,10 +4,13 @@ where params become training settings; the stages, the benchmark and the tests u
 
 from __future__ import annotations
 
-from .params import best_report_row, network_input_size
+from .params import network_input_size
 from .training import TrainConfig
 
 PRETRAINED_INPUT_SIZE = 224  # GoogLeNet's and the stand-in's own input size
+# A recipe's train.translation_px is in pixels at this side (the ImageInput of the report's
+# best rows): a constant, so that train_custom reads no other row's params.
+RECIPE_REFERENCE_SIZE = 224
 
 
 def _shared(section: dict, seed: int, input_size: int, network_size: int) -> dict:
@@ -46,14 +49,13 @@ def report_row_training(params: dict, input_size: int) -> TrainConfig:
 def recipe_training(params: dict, input_size: int) -> TrainConfig:
     """train_custom for the modern recipe `network` (params.yaml `recipes`): its own
     optimiser, schedule and regularisation; epochs, seed, stopping and the augmentation's
-    ranges from train.*, at the report's best row's input size. No early stopping: the
-    schedule runs to its end, and train.keep picks the weights."""
+    ranges from train.* (the shift in pixels at RECIPE_REFERENCE_SIZE). No early stopping:
+    the schedule runs to its end, and train.keep picks the weights."""
     train = params["train"]
     recipe = params["recipes"][params["network"]]
-    best_row_size = network_input_size(params, best_report_row(params))
     return TrainConfig(
         **{
-            **_shared(train, params["seed"], input_size, best_row_size),
+            **_shared(train, params["seed"], input_size, RECIPE_REFERENCE_SIZE),
             "reflection": recipe["reflection"],
         },
         optimizer=recipe["optimizer"],

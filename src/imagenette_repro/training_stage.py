@@ -17,7 +17,7 @@ from .classes import ENGLISH, WNIDS
 from .models import save_model
 from .params import ParamsError
 from .stage_io import file_sha256, fingerprint
-from .training import Runtime, TrainConfig, fit
+from .training import Runtime, TrainConfig, auto_precision, fit
 
 STORE = Path("data/prepared")
 SPLIT_INDEX = Path("data/split/index.csv")
@@ -42,13 +42,12 @@ def setup_torch(params: dict, training: bool = False) -> torch.device:
 
 
 def runtime_settings(params: dict, device: torch.device) -> Runtime:
-    """runtime.* from params for this device; precision "auto" is bf16 on a CUDA device
-    that has it, else fp32 (on the CPU fp32 measured faster than bf16, see README)."""
+    """runtime.* from params for this device; precision "auto" is resolved for the
+    hardware at hand (training.auto_precision)."""
     runtime = params["runtime"]
     precision = runtime["precision"]
     if precision == "auto":
-        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        precision = "bf16" if bf16 else "fp32"
+        precision = auto_precision(device)
     return Runtime(
         channels_last=runtime["channels_last"],
         precision=precision,
