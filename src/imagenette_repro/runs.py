@@ -1,0 +1,184 @@
+"""The experiments DVC knows, side by side in the report's columns, short enough for an
+80-column terminal (`dvc exp show` has a column per parameter: about 190 here).
+
+    python -m imagenette_repro.runs [--input EXP_SHOW_JSON] [--all]
+
+One line per experiment (the workspace and its commit first): the network, the report's
+six columns (optimizer, learn_rate, patience, drop_period, drop_rate_factor,
+image_augmentation), the input side, the epoch reached (from the training stage's DVCLive
+summary, so a running experiment shows its progress), the val-folder accuracy and the
+report's published accuracy where the run is at the report's settings. --all adds the
+commits' own rows; by default only the workspace, the baseline and experiments show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+
+EVALUATION = "metrics/evaluation.json"
+TRAIN_SUMMARY = "metrics/train_custom/metrics.json"
+
+
+@dataclass
+class Run:
+    """One entry of `dvc exp show --json`: a commit, the workspace or an experiment."""
+
+    name: str
+    rev: str
+    kind: str  # workspace | commit | experiment
+    params: dict = field(default_factory=dict)  # params.yaml
+    metrics: dict = field(default_factory=dict)  # metrics file -> its data
+    status: str = ""  # DVC's executor state for experiments: success, running, queued, ...
+
+
+def _entry(entry: dict, kind: str, fallback_name: str = "") -> Run:
+    data = entry.get("data") or {}
+    params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
+    metrics = {
+        path: (value or {}).get("data") or {} for path, value in (data.get("metrics") or {}).items()
+    }
+    rev = entry.get("rev") or data.get("rev") or ""
+    name = entry.get("name") or fallback_name or ("workspace" if kind == "workspace" else rev[:7])
+    return Run(name, rev, kind, params, metrics, (data.get("status") or "").lower())
+
+
+def read_runs(shown: list[dict]) -> list[Run]:
+    """Every workspace, commit and experiment entry of `dvc exp show --json`, in its order."""
+    runs = []
+    for commit in shown:
+        kind = "workspace" if commit.get("rev") == "workspace" else "commit"
+        runs.append(_entry(commit, kind))
+        for experiment in commit.get("experiments") or []:
+            for rev in experiment.get("revs") or []:
+                runs.append(_entry(rev, "experiment", experiment.get("name") or ""))
+    return runs
+
+
+def exp_show_json(path: Path | None = None) -> list[dict]:
+    """`dvc exp show --json` of this repository, or a saved copy of it."""
+    if path is not None:
+        try:
+            return json.loads(Path(path).read_text())
+        except (OSError, ValueError) as err:
+            raise UserError(f"{path}: not a readable `dvc exp show --json` file ({err})") from None
+    done = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise UserError(f"dvc exp show failed: {done.stderr.strip()}")
+    return json.loads(done.stdout)
+
+
+def _get(tree: dict, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
+
+
+def _number(value, digits: int) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+# (header, width) of each column; the experiment's name takes what is left of 80.
+COLUMNS = [
+    ("net", 7),
+    ("opt", 4),
+    ("lr", 6),
+    ("pat", 3),
+    ("per", 3),
+    ("fact", 4),
+    ("aug", 3),
+    ("px", 3),
+    ("ep", 5),
+    ("val%", 5),
+    ("rep%", 5),
+]
+WIDTH = 80
+LEGEND = """\
+opt lr pat per fact aug: the report's columns optimizer, learn_rate, patience,
+  drop_period, drop_rate_factor, image_augmentation; px: input side; ep: epochs
+  run/max (while training: epochs finished); val%: val-folder accuracy (the
+  report's measure); rep%: the report's accuracy, at the report's settings only"""
+NAME_WIDTH = WIDTH - sum(width + 1 for _, width in COLUMNS)
+
+
+def run_cells(run: Run) -> list[str]:
+    """A run's cells in COLUMNS' order."""
+    p = run.params
+    network = p.get("network") or "-"
+    recipe = _get(p, f"recipes.{network}") if network != "-" else None
+    if recipe:  # a recipe's own optimiser and rate replace the report's columns
+        columns = [recipe.get("optimizer"), recipe.get("learn_rate"), None, None, None]
+        columns.append(recipe.get("augmentation"))
+    else:
+        columns = [p.get(key) for key in ("optimizer", "learn_rate", "patience")]
+        columns += [p.get("drop_period"), p.get("drop_rate_factor"), p.get("image_augmentation")]
+    evaluation = run.metrics.get(EVALUATION) or {}
+    summary = run.metrics.get(TRAIN_SUMMARY) or {}
+    epochs = _get(evaluation, "custom.epochs_run")
+    if epochs is None and "step" in summary:  # still training: the epochs it has finished
+        epochs = summary["step"] + 1
+    max_epochs = _get(p, "train.max_epochs")
+    reported = _get(evaluation, "custom.report_accuracy")
+    return [
+        network.removeprefix("network_"),
+        *(_number(value, 3) for value in columns),
+        _number(_get(p, "data.input_size"), 4),
+        f"{epochs}/{max_epochs}" if epochs is not None else run.status[:5] or "-",
+        _pct(_get(evaluation, "custom.val_folder.accuracy")),
+        _pct(reported) if _get(evaluation, "custom.is_report_row") else "-",
+    ]
+
+
+def format_table(runs: list[Run], include_commits: bool = False) -> str:
+    shown = [
+        run
+        for index, run in enumerate(runs)
+        if run.kind != "commit"
+        or include_commits
+        or (index and runs[index - 1].kind == "workspace")
+    ]
+    header = ["experiment", *(name for name, _ in COLUMNS)]
+    widths = [NAME_WIDTH, *(width for _, width in COLUMNS)]
+    lines = [" ".join(cell.ljust(w)[:w] for cell, w in zip(header, widths, strict=True))]
+    for run in shown:
+        name = run.name if len(run.name) <= NAME_WIDTH else run.name[: NAME_WIDTH - 1] + "~"
+        cells = [name, *run_cells(run)]
+        lines.append(" ".join(c.ljust(w)[:w] for c, w in zip(cells, widths, strict=True)))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input", type=Path, help="a saved `dvc exp show --json` file")
+    parser.add_argument("--all", action="store_true", help="every commit's row too")
+    args = parser.parse_args(argv)
+    try:
+        runs = read_runs(exp_show_json(args.input))
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(format_table(runs, include_commits=args.all))
+    print(LEGEND)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
