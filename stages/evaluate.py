@@ -62,7 +62,9 @@ def main() -> None:
     results, per_class = {}, {}
     for name, path in MODELS.items():
         model, meta = load_model(path)
-        summary, classes, pairs = evaluate_model(model, store, index, device, runtime)
+        summary, classes, pairs = evaluate_model(
+            model, store, index, device, runtime, label=f"evaluate {name}"
+        )
         for set_name in CONFUSION_SETS:
             write_json(f"metrics/confusion/{name}_{set_name}.json", pairs[set_name])
         info = {

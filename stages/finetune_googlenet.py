@@ -42,7 +42,13 @@ def zero_shot(
     the ImageNet-validation images and on the ImageNet-training images apart."""
     with torch.no_grad():
         summary, _, _ = evaluate_model(
-            ImagenetteLogits(model).eval(), store, index, device, runtime, VAL_FOLDER_SETS
+            ImagenetteLogits(model).eval(),
+            store,
+            index,
+            device,
+            runtime,
+            VAL_FOLDER_SETS,
+            label="zero-shot (ImageNet classifier)",
         )
     model.cpu()
     return summary

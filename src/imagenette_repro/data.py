@@ -4,10 +4,7 @@ augmentation re-runs no data stage."""
 
 from __future__ import annotations
 
-import math
 import random
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 from .classes import ENGLISH, WNIDS
 from .errors import UserError
 from .files import check_free_space, replacing
+from .progress import Progress
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 SUBSETS = ("train", "valid", "test")  # see split_dataset
@@ -153,14 +151,15 @@ def write_array_store(
     # Before decoding (minutes at full size): is there room for the store?
     check_free_space(target, len(index) * size * size * 3 + 4096)
     good, bad, arrays = [], [], []
-    progress = Progress(len(index), "decode")
+    progress = Progress("decode", len(index), "images")
     for i, path in enumerate(index["path"]):
         try:
             arrays.append(decode_image(root / path, size))
             good.append(i)
         except DataError as err:
             bad.append(str(err))
-        progress.update(i + 1)
+        progress.update()
+    progress.finish()
     if bad and not skip_bad:
         listed = "\n  ".join(bad[:20]) + ("\n  ..." if len(bad) > 20 else "")
         raise DataError(
@@ -177,25 +176,3 @@ def write_array_store(
         for array in arrays:
             file.write(array.tobytes())
     return kept, bad
-
-
-class Progress:
-    """One progress line at most every `every` seconds: count, rate, time left."""
-
-    def __init__(self, total: int, label: str, every: float = 5.0) -> None:
-        self.total, self.label, self.every = total, label, every
-        self.start = self.last = time.monotonic()
-
-    def update(self, done: int, extra: str = "") -> None:
-        now = time.monotonic()
-        if now - self.last < self.every and done < self.total:
-            return
-        self.last = now
-        elapsed = max(now - self.start, 1e-9)
-        rate = done / elapsed
-        left = (self.total - done) / rate if rate > 0 else math.inf
-        print(
-            f"{self.label}: {done}/{self.total} {rate:.1f}/s, {left:.0f} s left {extra}",
-            file=sys.stderr,
-            flush=True,
-        )

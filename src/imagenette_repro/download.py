@@ -10,7 +10,6 @@ import shutil
 import sys
 import tarfile
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,9 +17,10 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, TextIO
+from typing import BinaryIO
 
 from .errors import UserError
+from .progress import Progress
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60.0
@@ -107,58 +107,8 @@ def resolve_source(source: str, md5: str | None) -> tuple[str, str | None]:
     return source, md5
 
 
-class _Progress:
-    """Throttled progress line on a text stream (\\r-rewritten on a tty)."""
-
-    def __init__(self, label: str, total: int | None, stream: TextIO | None = None) -> None:
-        self.label = label
-        self.total = total if total and total > 0 else None
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        # Logs (non-tty) get fewer lines than a live terminal.
-        self.interval = 1.0 if self.tty else 5.0
-        self.done = 0
-        self.start = time.monotonic()
-        self.last = self.start
-
-    def update(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if now - self.last >= self.interval:
-            self.last = now
-            self._write(now, final=False)
-
-    def finish(self) -> None:
-        self._write(time.monotonic(), final=True)
-
-    def _write(self, now: float, final: bool) -> None:
-        elapsed = max(now - self.start, 1e-6)
-        rate = self.done / elapsed
-        mb = self.done / 1e6
-        if self.total:
-            pct = 100.0 * self.done / self.total
-            text = f"{self.label}: {mb:,.1f}/{self.total / 1e6:,.1f} MB ({pct:3.0f}%)"
-        else:
-            text = f"{self.label}: {mb:,.1f} MB"
-        text += f" {rate / 1e6:.1f} MB/s"
-        if final:
-            text += f" in {_hms(elapsed)}"
-        elif self.total and rate > 0:
-            text += f" ETA {_hms(max(self.total - self.done, 0) / rate)}"
-        if self.tty:
-            self.stream.write("\r" + text.ljust(79) + ("\n" if final else ""))
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-
-def _hms(seconds: float) -> str:
-    s = round(seconds)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
 def _copy_stream(
-    src: BinaryIO, write: Callable[[bytes], object], progress: _Progress
+    src: BinaryIO, write: Callable[[bytes], object], progress: Progress
 ) -> tuple[str, int]:
     digest = hashlib.md5()
     size = 0
@@ -216,7 +166,7 @@ def _fetch_url(url: str, write: Callable[[bytes], object]) -> str:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:
             length = resp.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else _known_size(url)
-            progress = _Progress(f"downloading {_url_name(url)}", total)
+            progress = Progress(f"downloading {_url_name(url)}", total, "bytes")
             md5, size = _copy_stream(resp, write, progress)
     except urllib.error.HTTPError as exc:
         raise DownloadError(
@@ -239,7 +189,7 @@ def _fetch_url(url: str, write: Callable[[bytes], object]) -> str:
 def _fetch_path(path: Path, write: Callable[[bytes], object]) -> str:
     try:
         with path.open("rb") as src:
-            progress = _Progress(f"copying {path.name}", path.stat().st_size)
+            progress = Progress(f"copying {path.name}", path.stat().st_size, "bytes")
             md5, _ = _copy_stream(src, write, progress)
     except OSError as exc:
         raise DownloadError(f"could not read {path}: {exc.strerror or exc}") from exc
@@ -251,7 +201,7 @@ def file_md5(path: Path) -> str:
     path = Path(path)
     try:
         with path.open("rb") as src:
-            progress = _Progress(f"checking {path.name}", path.stat().st_size)
+            progress = Progress(f"checking {path.name}", path.stat().st_size, "bytes")
             md5, _ = _copy_stream(src, lambda _chunk: None, progress)
     except OSError as exc:
         raise DownloadError(f"could not read {path}: {exc.strerror or exc}") from exc
@@ -314,8 +264,11 @@ def _extract_all(archive: Path, root: Path) -> None:
     with tar:
         try:
             # Iterating reads the archive once; each member is checked before it is written.
+            progress = Progress(f"extracting {archive.name}", None, "files")
             for member in tar:
                 tar.extract(member, root, filter=check)
+                progress.update(member.isfile())
+            progress.finish()
         except (tarfile.TarError, EOFError, zlib.error) as exc:
             raise DownloadError(f"{archive} is corrupt or truncated ({exc})") from exc
         except OSError as exc:

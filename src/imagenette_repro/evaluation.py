@@ -40,30 +40,38 @@ def evaluate_model(
     device: torch.device,
     runtime: Runtime | None = None,
     sets: tuple[str, ...] = tuple(EVALUATION_SETS),
+    label: str = "evaluate",
 ) -> tuple[dict, dict, dict]:
     """Per evaluation set (of `sets`): summary metrics, per-class accuracy, and (actual,
-    predicted) class-name pairs for a confusion matrix."""
+    predicted) class-name pairs for a confusion matrix. Each image is predicted once, the
+    sets are taken from that one pass."""
     runtime = runtime or Runtime()
+    masks = {name: EVALUATION_SETS[name](index).to_numpy() for name in sets}
+    masks = {name: mask for name, mask in masks.items() if mask.any()}
+    if not masks:
+        return {}, {}, {}
+    needed = np.logical_or.reduce(list(masks.values()))
     model.to(device, memory_format=runtime.memory_format)
     # The whole store on the GPU when it fits: each set is then gathered there.
     data = place(data, device, runtime.data_on_device)
+    subset = data.subset(needed)
+    logits, _ = predict(model, subset, device, runtime=runtime, label=label)
+    labels = subset.labels.cpu()
+    losses = nn.functional.cross_entropy(logits.double(), labels, reduction="none").numpy()
+    predicted_all, actual_all = logits.argmax(1).numpy(), labels.numpy()
+    positions = np.flatnonzero(needed)
     summary, per_class, pairs = {}, {}, {}
-    for name in sets:
-        mask = EVALUATION_SETS[name](index).to_numpy()
-        if not mask.any():
-            continue
-        subset = data.subset(mask)
-        logits, loss = predict(model, subset, device, runtime=runtime)
-        predicted = logits.argmax(1).numpy()
-        actual = subset.labels.cpu().numpy()
+    for name, mask in masks.items():
+        rows = np.isin(positions, np.flatnonzero(mask))
+        predicted, actual = predicted_all[rows], actual_all[rows]
         summary[name] = {
             "accuracy": float((predicted == actual).mean()),
-            "loss": loss,
+            "loss": float(losses[rows].mean()),
             "images": int(len(actual)),
         }
         per_class[name] = {
-            ENGLISH[label]: float((predicted[actual == label] == label).mean())
-            for label in np.unique(actual)
+            ENGLISH[cls]: float((predicted[actual == cls] == cls).mean())
+            for cls in np.unique(actual)
         }
         pairs[name] = [
             {"actual": ENGLISH[a], "predicted": ENGLISH[p]}

@@ -4,6 +4,7 @@ per-epoch checkpoints to resume from, and dvclive curves."""
 from __future__ import annotations
 
 import copy
+import io
 import math
 import os
 import sys
@@ -19,6 +20,7 @@ from .batches import ImageSet, augment, batches, place, to_input
 from .classes import NUM_CLASSES
 from .distributed import World, claim_free_slot
 from .params import ParamsError
+from .progress import Progress
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -209,10 +211,13 @@ def predict(
     device: torch.device,
     batch_size: int = 256,
     runtime: Runtime | None = None,
+    label: str | None = None,
 ) -> tuple[torch.Tensor, float]:
     """Logits for every image (in order, on the CPU) and the mean cross-entropy loss.
-    Results stay on the device until the end: no host sync per batch."""
+    Results stay on the device until the end: no host sync per batch. With a `label`, a
+    progress line (the images are counted as batches are queued, not as they finish)."""
     runtime = runtime or Runtime()
+    progress = Progress(label, len(data)) if label else None
     model.eval()
     outputs = []
     # float64 as the Python float it replaces (MPS has no float64)
@@ -226,6 +231,10 @@ def predict(
         labels = labels.to(device, non_blocking=True)
         loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").to(loss_sum.dtype)
         outputs.append(logits)
+        if progress:
+            progress.update(len(labels))
+    if progress:
+        progress.finish()
     if not outputs:
         return torch.zeros(0, 0), 0.0
     return torch.cat(outputs).cpu(), loss_sum.item() / max(len(data), 1)
@@ -419,10 +428,14 @@ def train_one_epoch(t: Training, train: ImageSet, epoch: int) -> dict:
     _train_mode(t.model)
     steps_per_epoch = t.steps_per_epoch
     start, loss_sum, correct, seen = time.monotonic(), 0.0, 0, 0
-    last_print = start
-    for step, (images, labels) in enumerate(
-        batches(train, config.batch_size, order, drop_last=True, device=t.device), 1
-    ):
+    progress = Progress(
+        f"{t.label} epoch {epoch}/{config.max_epochs}",
+        steps_per_epoch * config.batch_size,
+        "img",
+        stream=None if world.is_main else io.StringIO(),
+        every=10.0,
+    )
+    for images, labels in batches(train, config.batch_size, order, drop_last=True, device=t.device):
         x = to_input(images, t.device, t.runtime.channels_last)
         labels = labels.to(t.device, non_blocking=True)
         # Under DDP a rank warps only its share of the batch, with the random draws of the
@@ -446,18 +459,11 @@ def train_one_epoch(t: Training, train: ImageSet, epoch: int) -> dict:
         loss_sum += loss * len(labels)
         correct += (logits.argmax(1) == labels).sum()
         seen += len(labels)
-        now = time.monotonic()
-        if world.is_main and (now - last_print >= 10 or step == steps_per_epoch):
-            last_print = now
-            rate = seen / (now - start)
-            left = (steps_per_epoch - step) * config.batch_size / rate
-            print(
-                f"{t.label} epoch {epoch}/{config.max_epochs} step {step}/{steps_per_epoch}"
-                f" loss {loss_sum.item() / seen:.4f} acc {correct.item() / seen:.4f}"
-                f" {rate:.1f} img/s, epoch ends in {left:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+        # The running loss and accuracy are read (a host sync) only when a line is written.
+        progress.update(
+            config.batch_size,
+            lambda s=loss_sum, c=correct, n=seen: f"loss {s.item() / n:.4f} acc {c.item() / n:.4f}",
+        )
     seconds = time.monotonic() - start
     loss_total, correct, seen = world.totals(loss_sum, correct, seen)
     world.sync_buffers(t.model)
