@@ -476,6 +476,91 @@ def seeds(work: Path) -> Outcome:
     )
 
 
+def queued_code(work: Path) -> Outcome:
+    """An experiment queued, then the workspace's code edited (a line that stops any run
+    importing it), then the queue started: the run uses the queued copy's code, the code
+    whose md5 its lock records."""
+    from imagenette_repro.stage_io import file_hash
+
+    edited = "src/imagenette_repro/errors.py"  # imported by every stage
+    repo, env = dvc_project(work, **{"train.max_epochs": 1})
+    dvc(repo, env, "exp", "run", "--queue", "-n", "queued", "-S", "optimizer=adam")
+    committed = file_hash(repo / edited, "md5")
+    with open(repo / edited, "a") as file:
+        file.write('\nraise SystemExit("the workspace code ran")\n')
+    dvc(repo, env, "queue", "start", "-j", "1")
+    logs = dvc(repo, env, "queue", "logs", "--follow", "queued")
+    succeeded = "Success" in dvc(repo, env, "queue", "status")
+    shown = json.loads(
+        subprocess.run(
+            ["dvc", "exp", "show", "--json"], cwd=repo, env=env, capture_output=True, text=True
+        ).stdout
+        or "[]"
+    )
+    revs = [
+        rev["rev"]
+        for commit in shown
+        for experiment in commit.get("experiments") or []
+        for rev in experiment["revs"]
+        if rev.get("name") == "queued"
+    ]
+    if not succeeded or not revs:
+        return Outcome(False, f"the queued run did not succeed: {_short(logs, 300)}")
+    lock = subprocess.run(
+        ["git", "show", f"{revs[0]}:dvc.lock"], cwd=repo, capture_output=True, text=True
+    ).stdout
+    recorded = {
+        dep["md5"]
+        for stage in yaml.safe_load(lock)["stages"].values()
+        for dep in stage["deps"]
+        if dep["path"] == edited
+    }
+    workspace_ran = "the workspace code ran" in logs
+    passed = recorded == {committed} and not workspace_ran
+    return Outcome(
+        passed,
+        f"queued run succeeded; its lock's {Path(edited).name} md5 "
+        f"{'= the committed file' if recorded == {committed} else 'DIFFERS from the committed'}"
+        f"; the workspace's edit {'RAN' if workspace_ran else 'did not run'}",
+    )
+
+
+def precision_choice(work: Path) -> Outcome:
+    """runtime.precision auto, train_custom run as on a CPU without native bf16 and as on
+    one with it (torch's CPU feature queries answered so): fp32, then bf16, recorded."""
+    import torch
+
+    prepared_tree(work)
+    for stage in ("split", "prepare"):
+        done = run_stage(work, stage, "data")
+        if done.returncode != 0:
+            return Outcome(False, f"{stage} failed: {done.error}")
+    script = REPO / "stages" / "train_custom.py"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    chosen = {}
+    for native in (False, True):
+        code = (
+            "import runpy, sys, torch\n"
+            f"torch.cpu._is_avx512_bf16_supported = lambda: {native}\n"
+            f"torch.cpu._is_amx_tile_supported = lambda: {native}\n"
+            f"sys.argv = [{str(script)!r}]\n"
+            f"runpy.run_path({str(script)!r}, run_name='__main__')\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            return Outcome(False, f"train_custom failed: {_short(done.stderr, 300)}")
+        model = torch.load(work / "data" / "models" / "custom.pt", weights_only=False)
+        chosen[native] = model["meta"]["precision"]
+        shutil.rmtree(work / "data" / "checkpoints", ignore_errors=True)
+    passed = chosen == {False: "fp32", True: "bf16"}
+    return Outcome(
+        passed,
+        f"without native bf16: {chosen[False]}; with it: {chosen[True]} (in the model's record)",
+    )
+
+
 # --- the matrix -------------------------------------------------------------------------
 
 
@@ -544,6 +629,11 @@ CASES = [
          sigkill_resume, heavy=True),
     Case("checkpoint from other params", "interruption", "not resumed; training starts afresh",
          other_params_checkpoint, heavy=True),
+    Case("precision auto, CPU with and without native bf16", "runtime",
+         "fp32 without native bf16, bf16 with it; recorded with the model", precision_choice),
+    Case("workspace code edited after queueing", "provenance",
+         "the queued run uses the queued copy's code, whose md5 its lock records",
+         queued_code, heavy=True),
     Case("same seed twice, then seed + 1", "determinism",
          "same seed: byte-identical metrics; other seed (protocol train_split): other split "
          "and metrics", seeds,

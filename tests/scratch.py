@@ -5,6 +5,7 @@ seconds on the embedded sample."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -55,6 +56,14 @@ def copy_repository(work: Path) -> tuple[Path, dict]:
     ):
         subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True)
     return repo, env
+
+
+def sample_overrides(md5: str | None = None) -> list[str]:
+    """The `-S key=value` settings of `make sample` (scripts/run_sample.sh), its archive's
+    md5 filled in (default: the embedded sample's)."""
+    md5 = md5 or SAMPLE_MD5.read_text().split()[0]
+    text = (REPO / "scripts" / "run_sample.sh").read_text()
+    return [o.replace("$md5", md5) for o in re.findall(r'-S "?([\w.]+=[^"\s]+)"?', text)]
 
 
 def use_tiny_settings(
