@@ -68,7 +68,9 @@ def exp_show_json(path: Path | None = None) -> list[dict]:
             return json.loads(Path(path).read_text())
         except (OSError, ValueError) as err:
             raise UserError(f"{path}: not a readable `dvc exp show --json` file ({err})") from None
-    done = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True)
+    # DVC of this Python (python -m dvc), whether or not its scripts are on PATH.
+    command = [sys.executable, "-m", "dvc", "exp", "show", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise UserError(f"dvc exp show failed: {done.stderr.strip()}")
     return json.loads(done.stdout)
