@@ -1,0 +1,234 @@
+"""The resolution ladder: how the val-folder accuracy of the report's best row grows with
+the input side, one line per init, a fit of accuracy against log(side), and where the
+report's 84.82% at 224 px lies against that trend.
+
+    python -m imagenette_repro.ladder [--runs DIR ...] [--out results/cpu-ladder]
+
+Reads the experiments saved in each DIR (every `exp_show.json` below it, read by
+runs.read_runs), keeps the finished runs of the report's best row under the report's
+protocol (train folder -> val folder), one per (init, side, seed), and writes to --out:
+ladder.csv (one line per run), ladder_<init>.csv (for `dvc plots`), ladder.md (the table,
+the fits and the sentence) and ladder.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .errors import UserError
+from .runs import EVALUATION, Run, exp_show_json, read_runs
+
+NETWORK = "network_84_8153"
+REPORT_SIDE, REPORT_ACCURACY = 224, 0.8482
+INIT_NAMES = {"glorot": "Glorot", "normal_0.01": "N(0, 0.01), R2018b's"}
+DEFAULT_RUNS = ["results/cpu-ladder", "results/cpu-32px-val-folder"]
+
+
+def _get(tree: dict, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
+
+
+def ladder_point(run: Run) -> dict | None:
+    """A finished run of the best row under the report's protocol, as one line; else None."""
+    p, evaluation = run.params, run.metrics.get(EVALUATION) or {}
+    accuracy = _get(evaluation, "custom.val_folder.accuracy")
+    if p.get("network") != NETWORK or accuracy is None:
+        return None
+    if _get(p, "data.protocol") != "val_folder" or _get(evaluation, "data.protocol") not in (
+        None,
+        "val_folder",
+    ):
+        return None
+    return {
+        "init": _get(p, "train.init"),
+        "input_side": _get(p, "data.input_size"),
+        "seed": p.get("seed"),
+        "val_folder_accuracy": accuracy,
+        "imagenet_val_accuracy": _get(evaluation, "custom.val_folder_imagenet_val.accuracy"),
+        "epochs_run": _get(evaluation, "custom.epochs_run"),
+        "stopped_early": _get(evaluation, "custom.stopped_early"),
+        "precision": _get(evaluation, "custom.precision") or "fp32",
+        "experiment": run.name,
+    }
+
+
+def collect(folders: list[Path]) -> pd.DataFrame:
+    points = {}
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("exp_show.json")):
+            for run in read_runs(exp_show_json(path)):
+                point = ladder_point(run)
+                if point:
+                    point["source"] = str(path.parent)
+                    points[(point["init"], point["input_side"], point["seed"])] = point
+    if not points:
+        raise UserError(f"no finished run of {NETWORK} under the report's protocol in {folders}")
+    return pd.DataFrame(points.values()).sort_values(["init", "input_side", "seed"])
+
+
+@dataclass
+class Trend:
+    """accuracy = intercept + slope * ln(side), over n measured points."""
+
+    init: str
+    n: int
+    intercept: float
+    slope: float
+    predicted: float  # at REPORT_SIDE
+    low: float | None  # 95% prediction interval at REPORT_SIDE (None: fewer than 3 points)
+    high: float | None
+
+    def at(self, side: float) -> float:
+        return self.intercept + self.slope * math.log(side)
+
+    def sentence(self) -> str:
+        where = f"predicts {100 * self.predicted:.1f}% at {REPORT_SIDE} px"
+        gap = 100 * (REPORT_ACCURACY - self.predicted)
+        if self.low is None:
+            return (
+                f"{INIT_NAMES.get(self.init, self.init)}: the line through {self.n} points "
+                f"{where}; the report's {100 * REPORT_ACCURACY:.2f}% is {abs(gap):.1f} pp "
+                f"{'above' if gap > 0 else 'below'} it (two points: no interval)."
+            )
+        if self.low <= REPORT_ACCURACY <= self.high:
+            place = "inside"
+        else:
+            place = "above" if REPORT_ACCURACY > self.high else "below"
+        return (
+            f"{INIT_NAMES.get(self.init, self.init)}: the fit over {self.n} sides {where} "
+            f"(95% prediction interval {100 * self.low:.1f}-{100 * self.high:.1f}%); the "
+            f"report's {100 * REPORT_ACCURACY:.2f}% lies {place} it, {abs(gap):.1f} pp "
+            f"{'above' if gap > 0 else 'below'} the prediction."
+        )
+
+
+def fit_trend(points: pd.DataFrame, init: str) -> Trend | None:
+    """Least squares of accuracy on ln(side) over an init's runs (each run one point)."""
+    rows = points[points["init"] == init]
+    if rows["input_side"].nunique() < 2:
+        return None
+    x = np.log(rows["input_side"].to_numpy(float))
+    y = rows["val_folder_accuracy"].to_numpy(float)
+    slope, intercept = np.polyfit(x, y, 1)
+    x0 = math.log(REPORT_SIDE)
+    predicted = intercept + slope * x0
+    n = len(x)
+    low = high = None
+    if n >= 3:
+        residual = y - (intercept + slope * x)
+        s = math.sqrt(float(residual @ residual) / (n - 2))
+        leverage = (x0 - x.mean()) ** 2 / float(((x - x.mean()) ** 2).sum())
+        spread = s * math.sqrt(1 + 1 / n + leverage)
+        t = stats.t.ppf(0.975, n - 2)
+        low, high = predicted - t * spread, predicted + t * spread
+    return Trend(init, n, float(intercept), float(slope), float(predicted), low, high)
+
+
+def markdown(points: pd.DataFrame, trends: list[Trend]) -> str:
+    lines = [
+        "| init | side (px) | seed | val folder (3,925) | its ILSVRC2012_val images | epochs "
+        "| precision | experiment |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for _, row in points.iterrows():
+        imagenet = row["imagenet_val_accuracy"]
+        lines.append(
+            f"| {INIT_NAMES.get(row['init'], row['init'])} | {row['input_side']} | {row['seed']} "
+            f"| {100 * row['val_folder_accuracy']:.2f}% "
+            f"| {'-' if pd.isna(imagenet) else f'{100 * imagenet:.2f}%'} "
+            f"| {row['epochs_run']}{' (stopped)' if row['stopped_early'] else ''} "
+            f"| {row['precision']} | `{row['experiment']}` |"
+        )
+    lines.append(
+        f"| the report (MATLAB R2018b) | {REPORT_SIDE} | - | {100 * REPORT_ACCURACY:.2f}% "
+        "| - | - | single | - |"
+    )
+    lines += ["", "Trend (accuracy against ln(side), least squares, each run one point):", ""]
+    lines += [f"- {trend.sentence()}" for trend in trends] or ["- (fewer than two sides)"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(points: pd.DataFrame, trends: list[Trend], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    sides = np.geomspace(points["input_side"].min() * 0.9, REPORT_SIDE * 1.1, 50)
+    for (init, rows), colour in zip(points.groupby("init"), ("C0", "C1", "C2"), strict=False):
+        ax.plot(rows["input_side"], 100 * rows["val_folder_accuracy"], "o", color=colour,
+                label=f"{INIT_NAMES.get(init, init)} (measured)")  # fmt: skip
+        trend = next((t for t in trends if t.init == init), None)
+        if trend:
+            ax.plot(sides, [100 * trend.at(s) for s in sides], "--", color=colour, lw=1,
+                    label=f"{INIT_NAMES.get(init, init)}: fit on ln(side)")  # fmt: skip
+            if trend.low is not None:
+                ax.errorbar([REPORT_SIDE], [100 * trend.predicted], color=colour, capsize=4,
+                            yerr=[[100 * (trend.predicted - trend.low)],
+                                  [100 * (trend.high - trend.predicted)]])  # fmt: skip
+    ax.plot([REPORT_SIDE], [100 * REPORT_ACCURACY], "*", color="black", ms=12,
+            label="the report (224 px, MATLAB R2018b)")  # fmt: skip
+    ax.set_xscale("log")
+    ticks = sorted({*points["input_side"].tolist(), REPORT_SIDE})
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("input side (px, log scale)")
+    ax.set_ylabel("val-folder accuracy (%)")
+    ax.set_title(f"{NETWORK}, the report's protocol: accuracy against input side")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write(points: pd.DataFrame, out: Path) -> list[Trend]:
+    from .files import replacing
+
+    out.mkdir(parents=True, exist_ok=True)
+    trends = [t for t in (fit_trend(points, init) for init in sorted(points["init"].unique())) if t]
+    with replacing(out / "ladder.csv") as tmp:
+        points.to_csv(tmp, index=False)
+    for init, rows in points.groupby("init"):
+        with replacing(out / f"ladder_{init}.csv") as tmp:
+            rows[["input_side", "val_folder_accuracy", "imagenet_val_accuracy", "seed"]].to_csv(
+                tmp, index=False
+            )
+    with replacing(out / "ladder.md") as tmp:
+        tmp.write_text(markdown(points, trends))
+    plot(points, trends, out / "ladder.png")
+    return trends
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", nargs="+", type=Path, default=[Path(p) for p in DEFAULT_RUNS])
+    parser.add_argument("--out", type=Path, default=Path("results/cpu-ladder"))
+    args = parser.parse_args(argv)
+    try:
+        points = collect(args.runs)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    write(points, args.out)
+    print((args.out / "ladder.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

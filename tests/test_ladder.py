@@ -1,0 +1,58 @@
+"""The resolution ladder's points, fit and sentence (python -m imagenette_repro.ladder)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from imagenette_repro import ladder
+
+from .conftest import ROOT
+
+
+def points(init: str, accuracy: dict[int, float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"init": init, "input_side": side, "val_folder_accuracy": value, "seed": 42}
+        for side, value in accuracy.items()
+    )
+
+
+def test_the_committed_32px_runs_are_read_with_their_init_side_and_accuracy():
+    found = ladder.collect([ROOT / "results" / "cpu-32px-val-folder"])
+    by_init = {row["init"]: row for _, row in found.iterrows()}
+    assert set(by_init) == {"glorot", "normal_0.01"}
+    assert by_init["glorot"]["input_side"] == 32
+    assert by_init["glorot"]["val_folder_accuracy"] == pytest.approx(0.6268, abs=1e-4)
+    assert by_init["normal_0.01"]["val_folder_accuracy"] == pytest.approx(0.2097, abs=1e-4)
+
+
+def test_a_line_in_log_side_is_recovered_and_the_report_placed_against_it():
+    line = {side: 0.1 + 0.1 * math.log(side) for side in (32, 64, 112)}
+    trend = ladder.fit_trend(points("glorot", line), "glorot")
+    assert trend.slope == pytest.approx(0.1) and trend.intercept == pytest.approx(0.1)
+    assert trend.predicted == pytest.approx(0.1 + 0.1 * math.log(224))  # 64.1%
+    assert "lies above it" in trend.sentence()
+
+
+def test_the_interval_widens_with_scatter_and_can_hold_the_report():
+    scattered = {32: 0.62, 48: 0.74, 64: 0.70, 112: 0.86}
+    trend = ladder.fit_trend(points("glorot", scattered), "glorot")
+    assert trend.low < trend.predicted < trend.high
+    assert trend.low <= ladder.REPORT_ACCURACY <= trend.high
+    assert "lies inside it" in trend.sentence()
+
+
+def test_two_sides_give_a_line_without_an_interval_and_one_side_no_fit():
+    two = ladder.fit_trend(points("normal_0.01", {32: 0.2, 64: 0.3}), "normal_0.01")
+    assert two.low is None and "no interval" in two.sentence()
+    assert ladder.fit_trend(points("normal_0.01", {32: 0.2}), "normal_0.01") is None
+
+
+def test_the_outputs_are_written(tmp_path):
+    found = ladder.collect([ROOT / "results" / "cpu-32px-val-folder"])
+    ladder.write(found, tmp_path)
+    assert (tmp_path / "ladder.png").stat().st_size > 10_000
+    assert "84.82%" in (tmp_path / "ladder.md").read_text()
+    assert (tmp_path / "ladder_glorot.csv").read_text().startswith("input_side,")
