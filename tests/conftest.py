@@ -76,3 +76,11 @@ def sample_url(http_server) -> str:
     www, url = http_server
     shutil.copy(ROOT / "sample" / "imagenette2-sample.tgz", www)
     return f"{url}/imagenette2-sample.tgz"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that builds a scratch repository (the `project` fixture) or lives in an
+    *_e2e module is an end-to-end test (make test-fast leaves them out)."""
+    for item in items:
+        if "project" in getattr(item, "fixturenames", ()) or item.path.stem.endswith("_e2e"):
+            item.add_marker(pytest.mark.e2e)

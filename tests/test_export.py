@@ -43,6 +43,7 @@ def decoded_batch(folder, batch: int, size: int) -> torch.Tensor:
 
 
 @pytest.mark.filterwarnings("ignore:.*torch.jit.load.* is deprecated:FutureWarning")
+@pytest.mark.e2e
 def test_stage_writes_both_models_whose_exports_give_the_same_outputs(
     tmp_path, monkeypatch, capsys
 ):

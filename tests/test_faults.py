@@ -10,7 +10,15 @@ import pytest
 from . import faults
 
 
-@pytest.mark.parametrize("case", faults.CASES, ids=[case.name for case in faults.CASES])
+@pytest.mark.parametrize(
+    "case",
+    # The dvc cases and the one that trains twice are end-to-end (make test-fast skips them).
+    [
+        pytest.param(case, marks=[pytest.mark.e2e] if case.heavy or case.group == "runtime" else [])
+        for case in faults.CASES
+    ],
+    ids=[case.name for case in faults.CASES],
+)
 def test_fault_case_behaves_as_promised(case: faults.Case) -> None:
     outcome = faults.run_case(case)
     assert outcome.passed, f"{case.name}: expected {case.expected}; observed {outcome.observed}"

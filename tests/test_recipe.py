@@ -191,6 +191,7 @@ class StopAfter:
             raise KeyboardInterrupt
 
 
+@pytest.mark.e2e
 def test_an_interrupted_recipe_resumes_bit_identically(tmp_path, params):
     train, valid = tiny_set(30, 0, SIZE), tiny_set(10, 1, SIZE)
     cfg = recipe_config(params, max_epochs=2)
@@ -224,6 +225,7 @@ def test_an_interrupted_recipe_resumes_bit_identically(tmp_path, params):
         assert torch.equal(value, resumed.kept_state[key]), key
 
 
+@pytest.mark.e2e
 def test_the_report_rows_train_as_before(tmp_path):
     """A report row's TrainConfig (no recipe fields) is the report's loop: the new fields'
     defaults change nothing, bit for bit, checkpoint resume included."""
@@ -249,6 +251,7 @@ def test_the_report_rows_train_as_before(tmp_path):
 # --- the stage, rows and report -------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_train_custom_trains_the_recipe_and_saves_a_usable_model(tmp_path, params):
     rng = np.random.default_rng(0)
     subsets = ["train"] * 40 + ["valid"] * 20 + ["test"] * 10

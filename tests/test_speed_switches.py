@@ -188,6 +188,7 @@ def test_cpu_batches_and_predict_keep_their_layout_and_order():
     assert loss == pytest.approx(nn.functional.cross_entropy(plain, data.labels).item(), rel=1e-5)
 
 
+@pytest.mark.e2e
 def test_benchmark_quick_mode_writes_its_metrics(tmp_path):
     start = time.monotonic()
     result = subprocess.run(
