@@ -29,6 +29,7 @@ from .params import (
     network_input_size,
     read_yaml,
 )
+from .progress import Progress
 
 
 def format_value(value: Any) -> str:
@@ -123,7 +124,8 @@ def queue_states(status: str, names: set[str]) -> dict[str, str]:
 def wait_for_queue(names: set[str], poll_seconds: float = 5.0) -> dict[str, str]:
     """Block until none of the named experiments is queued or running (others in DVC's
     queue, older ones included, do not count); print the status; return their states."""
-    last = None
+    last, finished = None, 0
+    progress = Progress("queue", len(names), "experiments", stream=sys.stdout, every=60.0)
     while True:
         status = subprocess.run(
             ["dvc", "queue", "status"], capture_output=True, text=True, check=True
@@ -132,7 +134,15 @@ def wait_for_queue(names: set[str], poll_seconds: float = 5.0) -> dict[str, str]
             print(status, flush=True)
             last = status
         states = queue_states(status, names)
-        if not any(state in ("Queued", "Running") for state in states.values()):
+        waiting = [state for state in states.values() if state in ("Queued", "Running")]
+        done = len(states) - len(waiting)
+        # A line at least every minute while an experiment trains (its log: dvc queue logs).
+        progress.update(
+            done - finished,
+            f"finished; running {waiting.count('Running')}, queued {waiting.count('Queued')}",
+        )
+        finished = done
+        if not waiting:
             return states
         time.sleep(poll_seconds)
 
