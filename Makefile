@@ -30,7 +30,7 @@ lint: setup
 check: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m tests.faults --out metrics/fault_matrix
 
-# Training speed against the common way, on this machine (issue 6; not a test): figures in
+# Training speed against the common way, on this machine (not a test): figures in
 # metrics/benchmark.json and .md. On the real JPEGs when ../shared/data has them, else on
 # the embedded sample; BENCH_ARGS replaces the arguments (bench/benchmark.py --help).
 BENCH_ARGS ?= $(firstword $(wildcard ../shared/data/imagenette2-224.tgz))

@@ -1,4 +1,4 @@
-"""How fast this project trains, against the common way, on this machine (issue 6).
+"""How fast this project trains, against the common way, on this machine.
 
     python bench/benchmark.py [ARCHIVE] [--sizes 32 64 224] [--quick] [--device cuda] ...
 

@@ -1,4 +1,4 @@
-"""benchmark.json and benchmark.md: a run's figures, issue 6's targets, the table."""
+"""benchmark.json and benchmark.md: a run's figures, the speed goals, the table."""
 
 import json
 import os
@@ -15,7 +15,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def checks(report: dict) -> list[dict]:
-    """Issue 6's targets, where this run measured what they are about."""
+    """The speed goals, where this run measured what they are about."""
     found = []
     cpu = report["machine"]["device"] == "cpu"
     for r in report["sizes"]:
@@ -111,7 +111,7 @@ def markdown(report: dict) -> str:
     elif d:
         lines += ["", f"DVC: skipped ({d['skipped']})."]
     if report["checks"]:
-        lines += ["", "Targets (issue 6):", ""]
+        lines += ["", "Targets (the speed goals):", ""]
         lines += [
             f"- {c['target']}: {c['value']:.2f} ({'met' if c['met'] else 'NOT met'})"
             for c in report["checks"]

@@ -1,6 +1,7 @@
-"""A stand-in for imagenette2-224 where the real archive cannot be had (the device tool
-carries at most 64 MiB): the embedded sample's real 224x224 JPEGs, each class's repeated
-to the real per-class counts of imagenette2 (9,469 train, 3,925 val images).
+"""A stand-in for imagenette2-224 where the real archive cannot be had (a remote GPU
+host that takes at most 64 MiB per command): the embedded sample's real 224x224 JPEGs,
+each class's repeated to the real per-class counts of imagenette2 (9,469 train, 3,925 val
+images).
 
     python bench/standin_archive.py OUT.tgz [--sample sample/imagenette2-sample.tgz]
 

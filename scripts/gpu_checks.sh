@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 6's GPU checks in one go, on a fresh CUDA machine with this repository copied:
+# The GPU checks (speed, the report's table) in one go, on a fresh CUDA machine with this
+# repository copied:
 #   1. bench:  bench/benchmark.py on cuda at 224 and 64 px (project epoch, plain baseline,
 #              bare step and % of peak, each runtime switch flipped, the DVC variant timing);
 #   2. report: the report's 15 rows and GoogLeNet at the report's settings (224/256 px,
@@ -13,10 +14,11 @@
 # report/report_conclusions.md, report/report_comparison.png.
 # Data: $ARCHIVE, else imagenette2-224.tgz under shared/data or ../shared/data, else a
 # stand-in of the real size made of the embedded sample's JPEGs (bench/standin_archive.py:
-# timings hold, accuracies do not; the device tool carries at most 64 MiB, so there it is
-# the stand-in). GoogLeNet: $GOOGLENET_WEIGHTS, else random init (not the report's
+# timings hold, accuracies do not; a remote GPU host that takes at most 64 MiB per command
+# gets the stand-in). GoogLeNet: $GOOGLENET_WEIGHTS, else random init (not the report's
 # protocol, but the same cost). Python: .venv when there is one, else python3 plus the
-# wheels in .whl/ (scripts/gpu_wheels.sh; the device tool: carry [".whl"]).
+# wheels in .whl/ (scripts/gpu_wheels.sh; a remote GPU host gets .whl/ uploaded with the
+# working tree).
 # BENCH_LIMIT / REPORT_LIMIT: seconds each part may take (0: no limit); a part cut short
 # still writes what it finished. For a smoke run elsewhere: DEVICE=cpu SIZES=32
 # BENCH_BATCHES=2 ROWS="network_84_8153" REPORT_SET="data.input_size=32 train.scaled_input=true train.max_epochs=1".
@@ -74,7 +76,7 @@ fi
 
 # --- 2. The report's table at the report's settings, as DVC experiments
 if { [ "$what" = all ] || [ "$what" = report ]; } && [ "$have_dvc" = no ]; then
-  stamp "report: skipped, dvc is not installed (bash scripts/gpu_wheels.sh, carry .whl)"
+  stamp "report: skipped, dvc is not installed (bash scripts/gpu_wheels.sh, send .whl along)"
   timings+=("\"report\": \"skipped: no dvc\"")
 elif [ "$what" = all ] || [ "$what" = report ]; then
   work=$(mktemp -d /tmp/gpu-report-XXXXXX)/project

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Cut an archive into parts that each fit one call of the GPU device tool (64 MiB per call,
-# working tree included), with the sha256 of every part and of the whole, so that the real
-# images reach the GPU machine over consecutive calls (scripts/gpu_reproduce.sh puts them
-# back together and checks them). docs: README, "The report's settings on one GPU lease".
+# Cut an archive into parts that each fit one command to a remote GPU host (64 MiB uploaded
+# per command, working tree included), with the sha256 of every part and of the whole, so
+# that the real images reach the GPU machine over consecutive commands
+# (scripts/gpu_reproduce.sh puts them back together and checks them). docs/gpu.md: "The
+# report's settings in one run on a remote GPU host".
 #   bash scripts/gpu_data_parts.sh [ARCHIVE [PART_MIB [DIR]]]
 # defaults: ../shared/data/imagenette2-224.tgz, 58 MiB, .gpu (ignored by git here)
 set -euo pipefail
@@ -13,7 +14,7 @@ dir=${3:-.gpu}
 [ -f "$archive" ] || { echo "error: $archive: no such archive" >&2; exit 2; }
 name=$(basename "$archive")
 mkdir -p "$dir"
-if [ "$dir" = .gpu ]; then # keep the parts out of git (and out of the tree the tool sends)
+if [ "$dir" = .gpu ]; then # out of git (and of the tree copied to the GPU host)
   exclude=$(git rev-parse --git-path info/exclude)
   mkdir -p "$(dirname "$exclude")"
   grep -qx '/.gpu/' "$exclude" 2>/dev/null || echo '/.gpu/' >>"$exclude"

@@ -1,6 +1,6 @@
 # Sourced by the GPU scripts (gpu_checks.sh, gpu_reproduce.sh), from the repository root:
 # sets PY (a Python with torch, dvc and dvclive), PATH (dvc, and `python` for the stages)
-# and PYTHONPATH (this repository's src). On the device tool's CUDA image, which has
+# and PYTHONPATH (this repository's src). On the remote host's CUDA image, which has
 # torch but not dvc, the wheels carried in .whl/ (scripts/gpu_wheels.sh) are installed.
 repo=$PWD
 if [ -x .venv/bin/python ]; then

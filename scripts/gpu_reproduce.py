@@ -1,6 +1,6 @@
-"""The report at its own settings within one GPU lease (run through gpu_reproduce.sh).
+"""The report at its own settings in one run on a remote GPU host (through gpu_reproduce.sh).
 
-Puts the real archive back together from the parts the device calls carried (checking
+Puts the real archive back together from the parts the commands uploaded (checking
 each part's sha256 and the whole's), makes a scratch git+DVC copy of this project set to
 that archive, runs the shared stages once, then runs, as DVC experiments through
 `python -m imagenette_repro.queue_rows queue ... --run`, in this order of value:
@@ -14,7 +14,7 @@ that archive, runs the shared stages once, then runs, as DVC experiments through
     channels_last, torch.compile, ...);
  5. the other rows by falling report accuracy, while the time limit allows.
 
-After every step it writes what it has to --out (at most 8 files: what the device tool
+After every step it writes what it has to --out (at most 8 files: what the remote host
 returns): exp_show.json, report_comparison.{md,csv}, report_conclusions.md, timings.json,
 benchmark.{json,md}, and gpu_reproduce.log (by the .sh). A step that would not finish
 before --limit is skipped; one still running at the limit is stopped. GoogLeNet: from
@@ -115,8 +115,8 @@ def assemble(parts_dir: Path, name: str, target: Path) -> Path:
     missing = [file for file in parts if not (parts_dir / file).is_file()]
     if missing:
         raise SystemExit(
-            f"error: {parts_dir}: missing {', '.join(missing)} (each device call carries "
-            "one part; README gives the calls)"
+            f"error: {parts_dir}: missing {', '.join(missing)} (each command to the GPU "
+            "host uploads one part; docs/gpu.md gives the commands)"
         )
     whole = hashlib.sha256()
     tmp = target.with_name(target.name + ".tmp")
@@ -194,7 +194,7 @@ def stop_queue(project: Path) -> None:
 
 
 def make_project(work: Path, params_changes: list[str]) -> Path:
-    """A git repository holding this project at the lease's settings, committed."""
+    """A git repository holding this project at the run's settings, committed."""
     project = work / "project"
     shutil.copytree(ROOT, project, ignore=_ignored)
     path = project / "params.yaml"
@@ -266,7 +266,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--steps",
         help="comma-separated step names to run, in plan order (default: all; e.g. the "
-        "rows a cut-short lease did not reach)",
+        "rows a run cut short did not reach)",
     )
     return parser.parse_args(argv)
 
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     missing = [tool for tool in ("git", "dvc") if shutil.which(tool) is None]
     if missing:
-        why = f"{' and '.join(missing)} not found (carry .whl: scripts/gpu_wheels.sh)"
+        why = f"{' and '.join(missing)} not found (send .whl along: scripts/gpu_wheels.sh)"
         (args.out / "timings.json").write_text(json.dumps({"error": why}) + "\n")
         log(f"error: {why}")
         return 2

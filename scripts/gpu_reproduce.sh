@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The report at its own settings within one GPU lease, on the real images: the headline
-# row, the init question, conclusions 2 and 3, a benchmark, then further rows by falling
-# report accuracy until the time limit; results written after every step. The images come
-# in parts made by scripts/gpu_data_parts.sh (README: "The report's settings on one GPU
-# lease" gives the exact device calls). Options: python scripts/gpu_reproduce.py --help.
+# The report at its own settings in one run on a remote GPU host, on the real images: the
+# headline row, the init question, conclusions 2 and 3, a benchmark, then further rows by
+# falling report accuracy until the time limit; results written after every step. The
+# images come in parts made by scripts/gpu_data_parts.sh (docs/gpu.md: "The report's
+# settings in one run on a remote GPU host" gives the exact commands). Options:
+# python scripts/gpu_reproduce.py --help.
 #   bash scripts/gpu_reproduce.sh [--limit 480] [--out results/gpu-reproduce] [...]
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Wheels of what scripts/gpu_checks.sh needs on a GPU machine whose image has PyTorch but
-# not DVC (the device tool's CUDA image: Python 3.12, no network). Run here, where PyPI is
-# reachable; then hand .whl/ to the device tool with carry [".whl"] (about 20 MB).
+# not DVC (the remote host's CUDA image: Python 3.12, no network). Run here, where PyPI is
+# reachable; then upload .whl/ to the remote host with the working tree (about 20 MB).
 #   bash scripts/gpu_wheels.sh [PYTHON_VERSION]      (default 3.12)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,8 +22,9 @@ rm -rf .whl && mkdir .whl
   --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl \
   "dvc==$dvc_version" "dvclive==$dvclive_version"
-# Leave out what the CUDA image already has (device tool, KINDS.md): two versions of a
-# package would stop the install there, and its numpy, pandas and torch must win.
+# Leave out what the CUDA image already has (per the remote host's list of the image's
+# packages): two versions of a package would stop the install there, and its numpy, pandas
+# and torch must win.
 image_has="absl-py accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated-doc anyio
 attrs botorch build certifi charset-normalizer chex click cloudpickle cmake colorama contourpy
 coverage cycler cython einops filelock flatbuffers fonttools frozenlist fsspec grpcio h11 h5py

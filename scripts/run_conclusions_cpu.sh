@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The report's conclusions 2-4 re-tested at convergence (issue 13): on all real images at
+# The report's conclusions 2-4 re-tested at convergence: on all real images at
 # 32 px, each run with the full budget (up to 30 epochs, the report's protocol, loss
 # patience, final weights), Glorot init (R2018b's N(0, 0.01) does not learn at 32 px:
 # results/cpu-32px-val-folder), bf16 autocast, for each seed of SEEDS:

