@@ -15,6 +15,8 @@ import pytest
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.e2e  # whole pipelines in scratch copies
+
 SAMPLE = ROOT / "sample" / "imagenette2-sample.tgz"
 SAMPLE_MD5 = (ROOT / "sample" / "imagenette2-sample.md5").read_text().split()[0]
 
@@ -73,7 +75,7 @@ def test_the_plan_puts_the_questions_first_and_skips_what_cannot_finish(repo_par
     assert not script.fits(-1, 0)
 
 
-def test_the_lease_run_on_tiny_settings(parts, tmp_path):
+def test_the_remote_gpu_run_on_tiny_settings(parts, tmp_path):
     out = tmp_path / "out"
     command = [
         "bash",

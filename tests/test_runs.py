@@ -46,24 +46,30 @@ def test_a_real_record_fits_80_columns_with_the_report_columns_and_accuracy(caps
     ]
 
 
-def running_record(step: int | None) -> list[dict]:
-    """A `dvc exp show --json` with one running experiment (no evaluation yet)."""
-    params = json.loads(RECORD.read_text())[0]["data"]["params"]
-    metrics = {} if step is None else {runs.TRAIN_SUMMARY: {"data": {"step": step}}}
+def record_with(workspace_metrics: dict, state: str) -> list[dict]:
+    """A `dvc exp show --json`: the workspace with `workspace_metrics`, and one experiment
+    in executor state `state` that DVC shows with its parent's (finished) metrics."""
+    shown = json.loads(RECORD.read_text())
+    params, finished = shown[0]["data"]["params"], shown[1]["data"]["metrics"]
     return [
-        {"rev": "workspace", "name": None, "data": {"rev": "workspace", "params": params}},
+        {
+            "rev": "workspace",
+            "name": None,
+            "data": {"params": params, "metrics": workspace_metrics},
+        },
         {
             "rev": "a" * 40,
             "name": "main",
-            "data": {"params": params},
+            "data": {"params": params, "metrics": finished},
             "experiments": [
                 {
-                    "name": "still-training",
+                    "name": "queued-run",
+                    "executor": {"state": state},
                     "revs": [
                         {
                             "rev": "b" * 40,
-                            "name": "still-training",
-                            "data": {"params": params, "metrics": metrics, "status": "Running"},
+                            "name": "queued-run",
+                            "data": {"params": params, "metrics": finished},
                         }
                     ],
                 }
@@ -72,11 +78,14 @@ def running_record(step: int | None) -> list[dict]:
     ]
 
 
-@pytest.mark.parametrize(("step", "shown"), [(4, "5/30"), (None, "runni")])
-def test_a_running_experiment_shows_its_epochs_or_its_state(step, shown):
-    table = runs.format_table(runs.read_runs(running_record(step)))
-    line = next(line for line in table.splitlines() if line.startswith("still-training"))
-    assert line.split()[-3:] == [shown, "-", "-"]
+@pytest.mark.parametrize("state", ["running", "queued"])
+def test_a_training_workspace_shows_its_epochs_and_a_queued_run_only_its_state(state):
+    training = {runs.TRAIN_SUMMARY: {"data": {"step": 4}}}  # 5 epochs done, no evaluation
+    table = runs.format_table(runs.read_runs(record_with(training, state)))
+    lines = {line.split()[0]: line.split() for line in table.splitlines()}
+    assert lines["workspace"][-3:] == ["5/30", "-", "-"]
+    # Not the parent's metrics that DVC shows beside it.
+    assert lines["queued-run"][-3:] == [state[:5], "-", "-"]
 
 
 def test_an_unreadable_record_is_named(tmp_path, capsys):

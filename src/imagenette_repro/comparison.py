@@ -19,6 +19,7 @@ import pandas as pd
 
 from .params import ROW_COLUMNS, ParamsError, architecture_name, load_params
 from .report_settings import settings_label
+from .runs import EVALUATION, read_runs
 
 OLD_PROTOCOL = "old protocol (made before data.protocol; not comparable with the report)"
 
@@ -32,25 +33,15 @@ def _get(tree: dict, dotted: str, default=None):
 
 
 def experiments_from_dvc(shown: list[dict]) -> list[dict]:
-    """One record per experiment with finished metrics: its name, params and metrics."""
+    """One record per experiment with finished metrics: its name, params and metrics
+    (runs made under the old protocol, with custom.valid instead of custom.val_folder,
+    count as finished too: the table labels them)."""
     records = []
-    for commit in shown:
-        for experiment in commit.get("experiments") or []:
-            for rev in experiment.get("revs") or []:
-                data = rev.get("data") or {}
-                params = _get(data, "params", {}).get("params.yaml", {}).get("data", {})
-                metrics = {
-                    name: value.get("data", {})
-                    for name, value in (data.get("metrics") or {}).items()
-                }
-                # Queued, running or failed experiments have no evaluation (DVC reports
-                # an error for the file instead).
-                evaluation = metrics.get("metrics/evaluation.json", {})
-                finished = _get(evaluation, "custom.val_folder.accuracy") is not None
-                old = _get(evaluation, "custom.valid.accuracy") is not None  # old protocol
-                if (finished or old) and params:
-                    name = rev.get("name") or experiment.get("name") or rev.get("rev", "")[:7]
-                    records.append({"name": name, "params": params, "metrics": metrics})
+    for run in read_runs(shown):
+        evaluation = run.metrics.get(EVALUATION, {})
+        old = _get(evaluation, "custom.valid.accuracy") is not None  # old protocol
+        if run.kind == "experiment" and run.params and (run.finished or old):
+            records.append({"name": run.name, "params": run.params, "metrics": run.metrics})
     return records
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from .params import (
     read_yaml,
 )
 from .progress import Progress
+from .runs import exp_show_json, read_runs
 
 
 def format_value(value: Any) -> str:
@@ -97,17 +97,9 @@ def apply_overrides(params: dict, overrides: list[str]) -> dict:
 
 def existing_experiments() -> list[tuple[str, dict]]:
     """(name, params.yaml values) of every experiment DVC knows, queued ones included."""
-    shown = subprocess.run(
-        ["dvc", "exp", "show", "--json"], capture_output=True, text=True, check=True
-    ).stdout
-    found = []
-    for commit in json.loads(shown):
-        for experiment in commit.get("experiments") or []:
-            for rev in experiment.get("revs") or []:
-                data = rev.get("data") or {}
-                values = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
-                found.append((rev.get("name") or experiment.get("name") or "", values))
-    return found
+    return [
+        (run.name, run.params) for run in read_runs(exp_show_json()) if run.kind == "experiment"
+    ]
 
 
 def queue_states(status: str, names: set[str]) -> dict[str, str]:

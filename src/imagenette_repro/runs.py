@@ -35,29 +35,54 @@ class Run:
     kind: str  # workspace | commit | experiment
     params: dict = field(default_factory=dict)  # params.yaml
     metrics: dict = field(default_factory=dict)  # metrics file -> its data
-    status: str = ""  # DVC's executor state for experiments: success, running, queued, ...
+    state: str = ""  # an experiment's executor state: success, running, queued, failed, ...
+    timestamp: str | None = None
+    outs: dict = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        """A run whose metrics are its own: not queued, running or failed (DVC shows such
+        an experiment with its parent commit's metrics) and with an evaluation."""
+        if self.state not in ("", "success"):
+            return False
+        return _get(self.metrics.get(EVALUATION) or {}, "custom.val_folder.accuracy") is not None
 
 
-def _entry(entry: dict, kind: str, fallback_name: str = "") -> Run:
-    data = entry.get("data") or {}
-    params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
-    metrics = {
-        path: (value or {}).get("data") or {} for path, value in (data.get("metrics") or {}).items()
+def _file_data(data: dict, section: str) -> dict:
+    """{file: its data} of a revision's params or metrics (file names hold dots)."""
+    return {
+        path: (value or {}).get("data") or {} for path, value in (data.get(section) or {}).items()
     }
+
+
+def _entry(entry: dict, kind: str, fallback_name: str = "", state: str = "") -> Run:
+    data = entry.get("data") or {}
     rev = entry.get("rev") or data.get("rev") or ""
     name = entry.get("name") or fallback_name or ("workspace" if kind == "workspace" else rev[:7])
-    return Run(name, rev, kind, params, metrics, (data.get("status") or "").lower())
+    return Run(
+        name=name,
+        rev=rev,
+        kind=kind,
+        params=_file_data(data, "params").get("params.yaml", {}),
+        metrics=_file_data(data, "metrics"),
+        state=(state or "").lower(),
+        timestamp=data.get("timestamp"),
+        outs=data.get("outs") or {},
+    )
 
 
 def read_runs(shown: list[dict]) -> list[Run]:
-    """Every workspace, commit and experiment entry of `dvc exp show --json`, in its order."""
+    """Every workspace, commit and experiment entry of `dvc exp show --json`, in its order:
+    the project's one reader of DVC's experiment records."""
     runs = []
-    for commit in shown:
+    for commit in shown or []:
+        commit = commit or {}
         kind = "workspace" if commit.get("rev") == "workspace" else "commit"
         runs.append(_entry(commit, kind))
         for experiment in commit.get("experiments") or []:
-            for rev in experiment.get("revs") or []:
-                runs.append(_entry(rev, "experiment", experiment.get("name") or ""))
+            state = ((experiment or {}).get("executor") or {}).get("state") or ""
+            for rev in (experiment or {}).get("revs") or []:
+                runs.append(_entry(rev or {}, "experiment", experiment.get("name") or "", state))
     return runs
 
 
@@ -132,8 +157,10 @@ def run_cells(run: Run) -> list[str]:
     else:
         columns = [p.get(key) for key in ("optimizer", "learn_rate", "patience")]
         columns += [p.get("drop_period"), p.get("drop_rate_factor"), p.get("image_augmentation")]
-    evaluation = run.metrics.get(EVALUATION) or {}
-    summary = run.metrics.get(TRAIN_SUMMARY) or {}
+    # DVC shows a queued or running experiment with its parent's metrics: not its own.
+    own = run.state in ("", "success")
+    evaluation = (run.metrics.get(EVALUATION) or {}) if own else {}
+    summary = (run.metrics.get(TRAIN_SUMMARY) or {}) if own else {}
     epochs = _get(evaluation, "custom.epochs_run")
     if epochs is None and "step" in summary:  # still training: the epochs it has finished
         epochs = summary["step"] + 1
@@ -143,7 +170,7 @@ def run_cells(run: Run) -> list[str]:
         network.removeprefix("network_"),
         *(_number(value, 3) for value in columns),
         _number(_get(p, "data.input_size"), 4),
-        f"{epochs}/{max_epochs}" if epochs is not None else run.status[:5] or "-",
+        f"{epochs}/{max_epochs}" if epochs is not None else run.state[:5] or "-",
         _pct(_get(evaluation, "custom.val_folder.accuracy")),
         _pct(reported) if _get(evaluation, "custom.is_report_row") else "-",
     ]

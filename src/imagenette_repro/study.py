@@ -39,6 +39,7 @@ from .comparison import _get
 from .errors import UserError
 from .files import replacing
 from .report_settings import settings_label
+from .runs import EVALUATION, read_runs
 
 DEFAULT_OUT = Path("results/cpu-32px-conclusions")
 CONFIDENCE = 0.95
@@ -229,39 +230,22 @@ class TestResult:
 # -- reading dvc exp show ------------------------------------------------------------------
 
 
-def _file_data(data: dict, section: str, file: str) -> dict:
-    """`data[section][file]["data"]` of a revision (not _get: file names hold dots)."""
-    return ((data.get(section) or {}).get(file) or {}).get("data") or {}
-
-
 def experiments_from_exp_show(shown: list[dict], source: str = "") -> list[Experiment]:
     """Every finished experiment (metrics/evaluation.json with a val-folder accuracy) of one
     `dvc exp show --json`; queued, running and failed ones are left out (a running one
     shows its parent commit's metrics, so its executor state decides)."""
-    found = []
-    for commit in shown or []:
-        for experiment in (commit or {}).get("experiments") or []:
-            state = ((experiment or {}).get("executor") or {}).get("state")
-            if state not in (None, "success"):
-                continue
-            for rev in (experiment or {}).get("revs") or []:
-                data = (rev or {}).get("data") or {}
-                params = _file_data(data, "params", "params.yaml")
-                evaluation = _file_data(data, "metrics", "metrics/evaluation.json")
-                if _get(evaluation, "custom.val_folder.accuracy") is None or not params:
-                    continue
-                name = rev.get("name") or experiment.get("name") or str(rev.get("rev", ""))[:7]
-                found.append(
-                    Experiment(
-                        name=name,
-                        timestamp=data.get("timestamp"),
-                        params=params,
-                        evaluation=evaluation,
-                        outs=data.get("outs") or {},
-                        source=source,
-                    )
-                )
-    return found
+    return [
+        Experiment(
+            name=run.name,
+            timestamp=run.timestamp,
+            params=run.params,
+            evaluation=run.metrics[EVALUATION],
+            outs=run.outs,
+            source=source,
+        )
+        for run in read_runs(shown)
+        if run.kind == "experiment" and run.finished and run.params
+    ]
 
 
 def _when(timestamp: str | None) -> datetime:
