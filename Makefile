@@ -1,8 +1,8 @@
-# make setup | make test | make sample | make push | make pull | make lint | make check | make bench
+# make setup | make test | make test-fast | make sample | make push | make pull | make lint | make check | make bench
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test sample push pull lint check bench
+.PHONY: setup test test-fast sample push pull lint check bench
 
 setup: $(VENV)/.installed
 
@@ -13,6 +13,11 @@ $(VENV)/.installed: pyproject.toml
 
 test: setup
 	$(BIN)/python -m pytest
+
+# The unit tests alone (no scratch repositories, stage scripts or torchrun): a quick check
+# of a small change; `make test` (what CI runs) adds the end-to-end tests.
+test-fast: setup
+	$(BIN)/python -m pytest -m "not e2e"
 
 sample: setup
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/run_sample.sh
