@@ -4,7 +4,6 @@ per-epoch checkpoints to resume from, and dvclive curves."""
 from __future__ import annotations
 
 import copy
-import io
 import math
 import os
 import sys
@@ -428,13 +427,9 @@ def train_one_epoch(t: Training, train: ImageSet, epoch: int) -> dict:
     _train_mode(t.model)
     steps_per_epoch = t.steps_per_epoch
     start, loss_sum, correct, seen = time.monotonic(), 0.0, 0, 0
-    progress = Progress(
-        f"{t.label} epoch {epoch}/{config.max_epochs}",
-        steps_per_epoch * config.batch_size,
-        "img",
-        stream=None if world.is_main else io.StringIO(),
-        every=10.0,
-    )
+    images_per_epoch = steps_per_epoch * config.batch_size
+    label = f"{t.label} epoch {epoch}/{config.max_epochs}"
+    progress = Progress(label, images_per_epoch, "img", every=10.0) if world.is_main else None
     for images, labels in batches(train, config.batch_size, order, drop_last=True, device=t.device):
         x = to_input(images, t.device, t.runtime.channels_last)
         labels = labels.to(t.device, non_blocking=True)
@@ -460,10 +455,13 @@ def train_one_epoch(t: Training, train: ImageSet, epoch: int) -> dict:
         correct += (logits.argmax(1) == labels).sum()
         seen += len(labels)
         # The running loss and accuracy are read (a host sync) only when a line is written.
-        progress.update(
-            config.batch_size,
-            lambda s=loss_sum, c=correct, n=seen: f"loss {s.item() / n:.4f} acc {c.item() / n:.4f}",
-        )
+        if progress:
+            progress.update(
+                config.batch_size,
+                lambda s=loss_sum, c=correct, n=seen: (
+                    f"loss {s.item() / n:.4f} acc {c.item() / n:.4f}"
+                ),
+            )
     seconds = time.monotonic() - start
     loss_total, correct, seen = world.totals(loss_sum, correct, seen)
     world.sync_buffers(t.model)
