@@ -14,6 +14,7 @@ the fits and the sentence) and ladder.png.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from dataclasses import dataclass
@@ -68,9 +69,15 @@ def collect(folders: list[Path]) -> pd.DataFrame:
     points = {}
     for folder in folders:
         for path in sorted(Path(folder).rglob("exp_show.json")):
+            # A rung's own record (scripts/run_ladder_cpu.sh): its name, commit and time.
+            record = path.parent / "run.json"
+            made = json.loads(record.read_text()) if record.exists() else {}
             for run in read_runs(exp_show_json(path)):
                 point = ladder_point(run)
                 if point:
+                    point["experiment"] = made.get("experiment", point["experiment"])
+                    point["commit"] = made.get("commit", "")[:7]
+                    point["minutes"] = round(made["wall_seconds"] / 60) if made else None
                     point["source"] = str(path.parent)
                     points[(point["init"], point["input_side"], point["seed"])] = point
     if not points:
@@ -136,11 +143,17 @@ def fit_trend(points: pd.DataFrame, init: str) -> Trend | None:
     return Trend(init, n, float(intercept), float(slope), float(predicted), low, high)
 
 
+def _made(row: pd.Series) -> str:
+    if not row.get("commit"):
+        return "earlier run (see its folder)"
+    return f"`{row['commit']}`, {row['minutes']:.0f} min"
+
+
 def markdown(points: pd.DataFrame, trends: list[Trend]) -> str:
     lines = [
         "| init | side (px) | seed | val folder (3,925) | its ILSVRC2012_val images | epochs "
-        "| precision | experiment |",
-        "|---|---|---|---|---|---|---|---|",
+        "| precision | experiment | commit, wall time |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for _, row in points.iterrows():
         imagenet = row["imagenet_val_accuracy"]
@@ -149,11 +162,11 @@ def markdown(points: pd.DataFrame, trends: list[Trend]) -> str:
             f"| {100 * row['val_folder_accuracy']:.2f}% "
             f"| {'-' if pd.isna(imagenet) else f'{100 * imagenet:.2f}%'} "
             f"| {row['epochs_run']}{' (stopped)' if row['stopped_early'] else ''} "
-            f"| {row['precision']} | `{row['experiment']}` |"
+            f"| {row['precision']} | `{row['experiment']}` | {_made(row)} |"
         )
     lines.append(
         f"| the report (MATLAB R2018b) | {REPORT_SIDE} | - | {100 * REPORT_ACCURACY:.2f}% "
-        "| - | - | single | - |"
+        "| - | - | single | - | - |"
     )
     lines += ["", "Trend (accuracy against ln(side), least squares, each run one point):", ""]
     lines += [f"- {trend.sentence()}" for trend in trends] or ["- (fewer than two sides)"]
