@@ -19,17 +19,9 @@ import pandas as pd
 
 from .params import ROW_COLUMNS, ParamsError, architecture_name, load_params
 from .report_settings import settings_label
-from .runs import EVALUATION, read_runs
+from .runs import EVALUATION, get_dotted, read_runs
 
 OLD_PROTOCOL = "old protocol (made before data.protocol; not comparable with the report)"
-
-
-def _get(tree: dict, dotted: str, default=None):
-    for part in dotted.split("."):
-        if not isinstance(tree, dict) or part not in tree:
-            return default
-        tree = tree[part]
-    return tree
 
 
 def experiments_from_dvc(shown: list[dict]) -> list[dict]:
@@ -39,7 +31,7 @@ def experiments_from_dvc(shown: list[dict]) -> list[dict]:
     records = []
     for run in read_runs(shown):
         evaluation = run.metrics.get(EVALUATION, {})
-        old = _get(evaluation, "custom.valid.accuracy") is not None  # old protocol
+        old = get_dotted(evaluation, "custom.valid.accuracy") is not None  # old protocol
         if run.kind == "experiment" and run.params and (run.finished or old):
             records.append({"name": run.name, "params": run.params, "metrics": run.metrics})
     return records
@@ -54,7 +46,7 @@ def comparison_table(records: list[dict], report: dict) -> pd.DataFrame:
         params, metrics = record["params"], record["metrics"]
         evaluation = metrics["metrics/evaluation.json"]
         network = params.get("network")
-        recipe = _get(params, f"recipes.{network}") or report.get("recipes", {}).get(network)
+        recipe = get_dotted(params, f"recipes.{network}") or report.get("recipes", {}).get(network)
         columns = {key: params.get(key) for key in ROW_COLUMNS}
         if recipe:
             columns = {key: None for key in ROW_COLUMNS}
@@ -63,8 +55,8 @@ def comparison_table(records: list[dict], report: dict) -> pd.DataFrame:
                 learn_rate=recipe.get("learn_rate"),
                 image_augmentation=recipe.get("augmentation"),
             )
-        old = _get(evaluation, "custom.val_folder") is None
-        is_row = bool(_get(evaluation, "custom.is_report_row", False))
+        old = get_dotted(evaluation, "custom.val_folder") is None
+        is_row = bool(get_dotted(evaluation, "custom.is_report_row", False))
         lines.append(
             {
                 "experiment": record["name"],
@@ -73,27 +65,31 @@ def comparison_table(records: list[dict], report: dict) -> pd.DataFrame:
                 "model": f"timm:{recipe.get('model')}" if recipe else "report's layers",
                 **columns,
                 "seed": params.get("seed"),
-                "input_size": _get(params, "data.input_size"),
-                "max_epochs": _get(params, "train.max_epochs"),
-                "dataset": Path(str(_get(params, "data.archive", ""))).name,
+                "input_size": get_dotted(params, "data.input_size"),
+                "max_epochs": get_dotted(params, "train.max_epochs"),
+                "dataset": Path(str(get_dotted(params, "data.archive", ""))).name,
                 "settings": OLD_PROTOCOL
                 if old
-                else settings_label(_get(evaluation, "custom.differs_in_settings", "")),
-                "differs_in_row": _get(evaluation, "custom.differs_in_row", ""),
-                "report_accuracy": _get(evaluation, "custom.report_accuracy"),
-                "val_folder_accuracy": _get(evaluation, "custom.val_folder.accuracy"),
-                "held_out_accuracy": _get(evaluation, "custom.held_out.accuracy"),
-                "val_folder_imagenet_val_accuracy": _get(
+                else settings_label(get_dotted(evaluation, "custom.differs_in_settings", "")),
+                "differs_in_row": get_dotted(evaluation, "custom.differs_in_row", ""),
+                "report_accuracy": get_dotted(evaluation, "custom.report_accuracy"),
+                "val_folder_accuracy": get_dotted(evaluation, "custom.val_folder.accuracy"),
+                "held_out_accuracy": get_dotted(evaluation, "custom.held_out.accuracy"),
+                "val_folder_imagenet_val_accuracy": get_dotted(
                     evaluation, "custom.val_folder_imagenet_val.accuracy"
                 ),
-                "difference_from_report": _get(evaluation, "custom.difference_from_report"),
-                "epochs_run": _get(evaluation, "custom.epochs_run"),
-                "kept_epoch": _get(evaluation, "custom.kept_epoch"),
-                "best_valid_accuracy_epoch": _get(evaluation, "custom.best_valid_accuracy_epoch"),
-                "train_accuracy": _get(evaluation, "custom.train.accuracy"),  # in eval mode
-                "googlenet_pretrained": _get(evaluation, "googlenet.pretrained"),
-                "googlenet_val_folder_accuracy": _get(evaluation, "googlenet.val_folder.accuracy"),
-                "googlenet_val_folder_imagenet_val_accuracy": _get(
+                "difference_from_report": get_dotted(evaluation, "custom.difference_from_report"),
+                "epochs_run": get_dotted(evaluation, "custom.epochs_run"),
+                "kept_epoch": get_dotted(evaluation, "custom.kept_epoch"),
+                "best_valid_accuracy_epoch": get_dotted(
+                    evaluation, "custom.best_valid_accuracy_epoch"
+                ),
+                "train_accuracy": get_dotted(evaluation, "custom.train.accuracy"),  # in eval mode
+                "googlenet_pretrained": get_dotted(evaluation, "googlenet.pretrained"),
+                "googlenet_val_folder_accuracy": get_dotted(
+                    evaluation, "googlenet.val_folder.accuracy"
+                ),
+                "googlenet_val_folder_imagenet_val_accuracy": get_dotted(
                     evaluation, "googlenet.val_folder_imagenet_val.accuracy"
                 ),
             }

@@ -25,7 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import UserError
-from .runs import EVALUATION, Run, exp_show_json, read_runs
+from .runs import EVALUATION, Run, exp_show_json, get_dotted, read_runs
 
 NETWORK = "network_84_8153"
 REPORT_SIDE, REPORT_ACCURACY = 224, 0.8482
@@ -33,34 +33,28 @@ INIT_NAMES = {"glorot": "Glorot", "normal_0.01": "N(0, 0.01), R2018b's"}
 DEFAULT_RUNS = ["results/cpu-ladder", "results/cpu-32px-val-folder"]
 
 
-def _get(tree: dict, dotted: str):
-    for part in dotted.split("."):
-        if not isinstance(tree, dict) or part not in tree:
-            return None
-        tree = tree[part]
-    return tree
-
-
 def ladder_point(run: Run) -> dict | None:
     """A finished run of the best row under the report's protocol, as one line; else None."""
     p, evaluation = run.params, run.metrics.get(EVALUATION) or {}
-    accuracy = _get(evaluation, "custom.val_folder.accuracy")
+    accuracy = get_dotted(evaluation, "custom.val_folder.accuracy")
     if p.get("network") != NETWORK or accuracy is None:
         return None
-    if _get(p, "data.protocol") != "val_folder" or _get(evaluation, "data.protocol") not in (
+    if get_dotted(p, "data.protocol") != "val_folder" or get_dotted(
+        evaluation, "data.protocol"
+    ) not in (
         None,
         "val_folder",
     ):
         return None
     return {
-        "init": _get(p, "train.init"),
-        "input_side": _get(p, "data.input_size"),
+        "init": get_dotted(p, "train.init"),
+        "input_side": get_dotted(p, "data.input_size"),
         "seed": p.get("seed"),
         "val_folder_accuracy": accuracy,
-        "imagenet_val_accuracy": _get(evaluation, "custom.val_folder_imagenet_val.accuracy"),
-        "epochs_run": _get(evaluation, "custom.epochs_run"),
-        "stopped_early": _get(evaluation, "custom.stopped_early"),
-        "precision": _get(evaluation, "custom.precision") or "fp32",
+        "imagenet_val_accuracy": get_dotted(evaluation, "custom.val_folder_imagenet_val.accuracy"),
+        "epochs_run": get_dotted(evaluation, "custom.epochs_run"),
+        "stopped_early": get_dotted(evaluation, "custom.stopped_early"),
+        "precision": get_dotted(evaluation, "custom.precision") or "fp32",
         "experiment": run.name,
     }
 

@@ -45,7 +45,9 @@ class Run:
         an experiment with its parent commit's metrics) and with an evaluation."""
         if self.state not in ("", "success"):
             return False
-        return _get(self.metrics.get(EVALUATION) or {}, "custom.val_folder.accuracy") is not None
+        return (
+            get_dotted(self.metrics.get(EVALUATION) or {}, "custom.val_folder.accuracy") is not None
+        )
 
 
 def _file_data(data: dict, section: str) -> dict:
@@ -101,10 +103,11 @@ def exp_show_json(path: Path | None = None) -> list[dict]:
     return json.loads(done.stdout)
 
 
-def _get(tree: dict, dotted: str):
+def get_dotted(tree: dict, dotted: str, default=None):
+    """tree["a"]["b"] for "a.b"; `default` where a part is missing."""
     for part in dotted.split("."):
         if not isinstance(tree, dict) or part not in tree:
-            return None
+            return default
         tree = tree[part]
     return tree
 
@@ -150,7 +153,7 @@ def run_cells(run: Run) -> list[str]:
     """A run's cells in COLUMNS' order."""
     p = run.params
     network = p.get("network") or "-"
-    recipe = _get(p, f"recipes.{network}") if network != "-" else None
+    recipe = get_dotted(p, f"recipes.{network}") if network != "-" else None
     if recipe:  # a recipe's own optimiser and rate replace the report's columns
         columns = [recipe.get("optimizer"), recipe.get("learn_rate"), None, None, None]
         columns.append(recipe.get("augmentation"))
@@ -161,18 +164,18 @@ def run_cells(run: Run) -> list[str]:
     own = run.state in ("", "success")
     evaluation = (run.metrics.get(EVALUATION) or {}) if own else {}
     summary = (run.metrics.get(TRAIN_SUMMARY) or {}) if own else {}
-    epochs = _get(evaluation, "custom.epochs_run")
+    epochs = get_dotted(evaluation, "custom.epochs_run")
     if epochs is None and "step" in summary:  # still training: the epochs it has finished
         epochs = summary["step"] + 1
-    max_epochs = _get(p, "train.max_epochs")
-    reported = _get(evaluation, "custom.report_accuracy")
+    max_epochs = get_dotted(p, "train.max_epochs")
+    reported = get_dotted(evaluation, "custom.report_accuracy")
     return [
         network.removeprefix("network_"),
         *(_number(value, 3) for value in columns),
-        _number(_get(p, "data.input_size"), 4),
+        _number(get_dotted(p, "data.input_size"), 4),
         f"{epochs}/{max_epochs}" if epochs is not None else run.state[:5] or "-",
-        _pct(_get(evaluation, "custom.val_folder.accuracy")),
-        _pct(reported) if _get(evaluation, "custom.is_report_row") else "-",
+        _pct(get_dotted(evaluation, "custom.val_folder.accuracy")),
+        _pct(reported) if get_dotted(evaluation, "custom.is_report_row") else "-",
     ]
 
 

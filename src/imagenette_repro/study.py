@@ -35,11 +35,10 @@ from typing import Any
 import pandas as pd
 from scipy import stats
 
-from .comparison import _get
 from .errors import UserError
 from .files import replacing
 from .report_settings import settings_label
-from .runs import EVALUATION, read_runs
+from .runs import EVALUATION, get_dotted, read_runs
 
 DEFAULT_OUT = Path("results/cpu-32px-conclusions")
 CONFIDENCE = 0.95
@@ -282,7 +281,7 @@ def read_exp_show(paths: list[Path]) -> dict[str, Experiment]:
 
 
 def _param(params: dict, dotted: str) -> Any:
-    return _get(params, dotted, PARAM_DEFAULTS.get(dotted))
+    return get_dotted(params, dotted, PARAM_DEFAULTS.get(dotted))
 
 
 def _same(actual: Any, expected: Any) -> bool:
@@ -353,7 +352,7 @@ def shared_setting_warnings(runs: list[StudyRun]) -> list[str]:
 
 
 def _precision(evaluation: dict, model: str) -> str:
-    return _get(evaluation, f"{model}.precision") or "fp32"  # older runs: fp32 only
+    return get_dotted(evaluation, f"{model}.precision") or "fp32"  # older runs: fp32 only
 
 
 # -- curves ------------------------------------------------------------------------------
@@ -367,7 +366,7 @@ def cache_path(repo_dir: Path, md5: str) -> Path:
 def extract_curves(run_name: str, outs: dict, repo_dir: Path, curves_dir: Path) -> Path:
     """Write `curves_dir/<run_name>.tsv` (epoch and dvclive's curves of metrics/train_custom)
     from DVC's cache of `repo_dir`; a missing out or cache file is a StudyError."""
-    folder_hash = _get(outs, f"{TRAIN_CURVES_OUT}.hash")
+    folder_hash = get_dotted(outs, f"{TRAIN_CURVES_OUT}.hash")
     if not folder_hash or not str(folder_hash).endswith(".dir"):
         raise StudyError(
             f"{run_name}: no {TRAIN_CURVES_OUT} folder in its outs (hash {folder_hash!r})"
@@ -447,7 +446,7 @@ def runs_table(
     (curves that do not match the run)."""
     warnings = []
     with_imagenet_train = any(
-        _get(r.experiment.evaluation, "custom.val_folder_imagenet_train") for r in runs
+        get_dotted(r.experiment.evaluation, "custom.val_folder_imagenet_train") for r in runs
     )
     lines = []
     for run in runs:
@@ -459,18 +458,20 @@ def runs_table(
                 f"curves/{run.name}.tsv has {len(run_curves)} epochs but the run ran "
                 f"{epochs_run}: stale? extract again with --curves-from-cache"
             )
-        val = _pct(_get(custom, "val_folder.accuracy"))
-        train = _pct(_get(custom, "train.accuracy"))
+        val = _pct(get_dotted(custom, "val_folder.accuracy"))
+        train = _pct(get_dotted(custom, "train.accuracy"))
         line = {
             "experiment": run.name,
             "condition": run.condition,
             "seed": run.seed,
             "val_folder_accuracy": val,
-            "imagenet_val_images_accuracy": _pct(_get(custom, "val_folder_imagenet_val.accuracy")),
+            "imagenet_val_images_accuracy": _pct(
+                get_dotted(custom, "val_folder_imagenet_val.accuracy")
+            ),
         }
         if with_imagenet_train:
             line["imagenet_train_images_accuracy"] = _pct(
-                _get(custom, "val_folder_imagenet_train.accuracy")
+                get_dotted(custom, "val_folder_imagenet_train.accuracy")
             )
         line.update(
             {
@@ -484,7 +485,7 @@ def runs_table(
                 "stopped_early": custom.get("stopped_early"),
                 "precision": _precision(run.experiment.evaluation, "custom"),
                 "settings": settings_label(custom.get("differs_in_settings", "")),
-                "train_minutes": _train_minutes(run_curves, _get(custom, "train.images")),
+                "train_minutes": _train_minutes(run_curves, get_dotted(custom, "train.images")),
                 "curves": run_curves is not None,
             }
         )
@@ -705,12 +706,12 @@ def pretrained_check(evaluation_path: Path, table: pd.DataFrame) -> dict:
     except (OSError, json.JSONDecodeError) as err:
         raise StudyError(f"--pretrained {evaluation_path}: cannot read it ({err})") from err
     google = evaluation.get("googlenet") if isinstance(evaluation, dict) else None
-    if not google or _get(google, "val_folder.accuracy") is None:
+    if not google or get_dotted(google, "val_folder.accuracy") is None:
         raise StudyError(
             f"--pretrained {evaluation_path}: no googlenet.val_folder.accuracy (expected a "
             "metrics/evaluation.json of a fine-tuning run)"
         )
-    fine_tuned = _pct(_get(google, "val_folder.accuracy"))
+    fine_tuned = _pct(get_dotted(google, "val_folder.accuracy"))
     base = table.loc[table["condition"] == "base", "val_folder_accuracy"].astype(float)
     model = google.get("model") or google.get("weights") or "googlenet"
     result: dict[str, Any] = {
@@ -756,7 +757,7 @@ def pretrained_check(evaluation_path: Path, table: pd.DataFrame) -> dict:
         ("val_folder_imagenet_val", "ImageNet-val images (never seen in pretraining)"),
         ("val_folder_imagenet_train", "ImageNet-train images (seen in pretraining)"),
     ):
-        if _get(google, subset) is None and _get(google, f"zero_shot.{subset}") is None:
+        if get_dotted(google, subset) is None and get_dotted(google, f"zero_shot.{subset}") is None:
             continue
         column = {
             "val_folder": "val_folder_accuracy",
@@ -769,10 +770,10 @@ def pretrained_check(evaluation_path: Path, table: pd.DataFrame) -> dict:
         leakage.append(
             {
                 "images": label,
-                "count": _get(google, f"{subset}.images")
-                or _get(google, f"zero_shot.{subset}.images"),
-                "fine_tuned": _pct(_get(google, f"{subset}.accuracy")),
-                "zero_shot": _pct(_get(google, f"zero_shot.{subset}.accuracy")),
+                "count": get_dotted(google, f"{subset}.images")
+                or get_dotted(google, f"zero_shot.{subset}.images"),
+                "fine_tuned": _pct(get_dotted(google, f"{subset}.accuracy")),
+                "zero_shot": _pct(get_dotted(google, f"zero_shot.{subset}.accuracy")),
                 "custom_base_mean": custom,
             }
         )
@@ -825,8 +826,8 @@ def precision_pair_check(spec: str, table: pd.DataFrame, runs: list[StudyRun]) -
     ]
     if differing:
         notes.append("the two runs also differ in " + "; ".join(differing))
-    fp32_accuracy = _pct(_get(fp32.evaluation, "custom.val_folder.accuracy"))
-    bf16_accuracy = _pct(_get(partner.experiment.evaluation, "custom.val_folder.accuracy"))
+    fp32_accuracy = _pct(get_dotted(fp32.evaluation, "custom.val_folder.accuracy"))
+    bf16_accuracy = _pct(get_dotted(partner.experiment.evaluation, "custom.val_folder.accuracy"))
     difference = bf16_accuracy - fp32_accuracy
     base_accuracy = table.loc[table["condition"] == "base", "val_folder_accuracy"]
     std = float(base_accuracy.std(ddof=1)) if len(base_accuracy) >= 2 else math.nan
