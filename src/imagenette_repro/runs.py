@@ -5,8 +5,9 @@
 
 One line per experiment (the workspace and its commit first): the network, the report's
 six columns (optimizer, learn_rate, patience, drop_period, drop_rate_factor,
-image_augmentation), the input side, the epoch reached (from the training stage's DVCLive
-summary, so a running experiment shows its progress), the val-folder accuracy and the
+image_augmentation), the input side, the epochs run (while `dvc exp run` trains in the
+workspace, the epochs finished, from the DVCLive summary; a queued experiment shows its
+state), the val-folder accuracy and the
 report's published accuracy where the run is at the report's settings. --all adds the
 commits' own rows; by default only the workspace, the baseline and experiments show.
 """
@@ -40,14 +41,16 @@ class Run:
     outs: dict = field(default_factory=dict)
 
     @property
+    def own_metrics(self) -> dict:
+        """Its metrics, or none for a queued, running or failed experiment (DVC shows such
+        an experiment with its parent commit's metrics)."""
+        return self.metrics if self.state in ("", "success") else {}
+
+    @property
     def finished(self) -> bool:
-        """A run whose metrics are its own: not queued, running or failed (DVC shows such
-        an experiment with its parent commit's metrics) and with an evaluation."""
-        if self.state not in ("", "success"):
-            return False
-        return (
-            get_dotted(self.metrics.get(EVALUATION) or {}, "custom.val_folder.accuracy") is not None
-        )
+        """A run with its own evaluation."""
+        evaluation = self.own_metrics.get(EVALUATION) or {}
+        return get_dotted(evaluation, "custom.val_folder.accuracy") is not None
 
 
 def _file_data(data: dict, section: str) -> dict:
@@ -160,10 +163,8 @@ def run_cells(run: Run) -> list[str]:
     else:
         columns = [p.get(key) for key in ("optimizer", "learn_rate", "patience")]
         columns += [p.get("drop_period"), p.get("drop_rate_factor"), p.get("image_augmentation")]
-    # DVC shows a queued or running experiment with its parent's metrics: not its own.
-    own = run.state in ("", "success")
-    evaluation = (run.metrics.get(EVALUATION) or {}) if own else {}
-    summary = (run.metrics.get(TRAIN_SUMMARY) or {}) if own else {}
+    evaluation = run.own_metrics.get(EVALUATION) or {}
+    summary = run.own_metrics.get(TRAIN_SUMMARY) or {}
     epochs = get_dotted(evaluation, "custom.epochs_run")
     if epochs is None and "step" in summary:  # still training: the epochs it has finished
         epochs = summary["step"] + 1
