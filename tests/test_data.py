@@ -1,4 +1,5 @@
 import hashlib
+import math
 import tarfile
 
 import numpy as np
@@ -6,7 +7,14 @@ import pandas as pd
 import pytest
 import torch
 
-from imagenette_repro.batches import ImageSet, augment, batches, mean_image, to_input
+from imagenette_repro.batches import (
+    ImageSet,
+    augment,
+    batches,
+    mean_image,
+    random_resized_crop,
+    to_input,
+)
 from imagenette_repro.classes import WNIDS
 from imagenette_repro.data import DataError, decode_image, split_dataset, write_array_store
 
@@ -153,6 +161,44 @@ def test_translation_and_scale_move_pixels_by_the_drawn_amounts():
     out = augment(square, torch.Generator().manual_seed(9), (0.5, 1.5), 0.0, False)
     sx, sy = 0.5 + draws[0, 0].item(), 0.5 + draws[0, 1].item()
     assert out.sum().item() == pytest.approx(256 * sx * sy, rel=0.05)
+
+
+def test_random_resized_crop_stays_inside_the_image_at_the_drawn_area():
+    size = 32
+    ones = torch.ones(64, 1, size, size)
+    crops = random_resized_crop(ones, torch.Generator().manual_seed(2), 0.1, True)
+    # Every crop lies inside the image: no padding shows (the report's warp pads with 0).
+    assert crops.shape == ones.shape and torch.allclose(crops, ones)
+    # A white square in the image's top-left quarter fills the output when the draw puts
+    # the crop there: the area of the square in each crop follows the drawn crop's size.
+    square = torch.zeros(1, 1, size, size)
+    square[0, 0, :16, :16] = 1.0
+    generator = torch.Generator().manual_seed(4)
+    draws = torch.rand(1, 5, generator=torch.Generator().manual_seed(4))
+    out = random_resized_crop(square, generator, 0.2, False)
+    area = 0.2 + 0.8 * draws[0, 0].item()
+    aspect = math.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * draws[0, 1].item())
+    width, height = min(1.0, math.sqrt(area * aspect)), min(1.0, math.sqrt(area / aspect))
+    left = (2 * draws[0, 2].item() - 1) * (1 - width) - width  # crop edges in [-1, 1]
+    top = (2 * draws[0, 3].item() - 1) * (1 - height) - height
+    inside_x = max(0.0, min(0.0, left + 2 * width) - left) / (2 * width)
+    inside_y = max(0.0, min(0.0, top + 2 * height) - top) / (2 * height)
+    assert out.mean().item() == pytest.approx(inside_x * inside_y, abs=0.05)
+
+
+def test_random_resized_crop_of_the_whole_image_is_identity_or_mirror_and_is_seeded():
+    images = torch.randint(0, 256, (8, 16, 16, 3), dtype=torch.uint8)
+    x = to_input(images, torch.device("cpu"))
+    whole = random_resized_crop(x, torch.Generator().manual_seed(0), 1.0, True, ratio=(1, 1))
+    for image, crop in zip(x, whole, strict=True):
+        assert torch.allclose(crop, image, atol=1e-5) or torch.allclose(
+            crop, image.flip(-1), atol=1e-5
+        )
+    assert not all(torch.allclose(c, i, atol=1e-5) for c, i in zip(x, whole, strict=True))
+    a = random_resized_crop(x, torch.Generator().manual_seed(1), 0.35, True)
+    b = random_resized_crop(x, torch.Generator().manual_seed(1), 0.35, True)
+    assert torch.equal(a, b) and not torch.allclose(a, x)
+    assert a.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_mean_image_is_per_pixel():

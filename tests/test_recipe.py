@@ -3,6 +3,7 @@
 rows left as they were, and its place in rows.py and report.py."""
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -70,6 +71,8 @@ def test_the_repository_recipe_is_valid_and_selectable(params):
             "0.1",
             "'recipes.modern_resnet.label_smoothing' must be number, got '0.1'",
         ),
+        ("crop_area_min", 0, "'recipes.modern_resnet.crop_area_min' must be in (0, 1]"),
+        ("crop_area_min", 1.5, "'recipes.modern_resnet.crop_area_min' must be in (0, 1]"),
         ("reflection", 1, "'recipes.modern_resnet.reflection' must be true/false"),
         ("model", " ", "'recipes.modern_resnet.model' must name a timm model"),
         ("drop_path", 0.1, "unknown key 'recipes.modern_resnet.drop_path'"),
@@ -77,7 +80,7 @@ def test_the_repository_recipe_is_valid_and_selectable(params):
 )
 def test_every_recipe_key_is_checked(params, key, value, message):
     params["recipes"]["modern_resnet"][key] = value
-    with pytest.raises(ParamsError, match=message.replace("[", r"\[").replace(")", r"\)")):
+    with pytest.raises(ParamsError, match=re.escape(message)):
         validate(params)
 
 

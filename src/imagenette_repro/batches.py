@@ -1,5 +1,6 @@
 """The prepared images as tensors, for training and evaluation: the array store loaded
-(written by data.write_array_store), batches, MATLAB's augmentation, network input."""
+(written by data.write_array_store), batches, MATLAB's augmentation and random-resized
+crops, network input."""
 
 from __future__ import annotations
 
@@ -139,7 +140,46 @@ def augment(
     theta[:, 0, 2] = -tx / sx
     theta[:, 1, 1] = 1 / sy
     theta[:, 1, 2] = -ty / sy
-    theta = theta[rows].contiguous()
+    return _warp(x, theta[rows].contiguous(), rows, padding="zeros")
+
+
+def random_resized_crop(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    area_min: float,
+    reflection: bool,
+    rows: slice = slice(None),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> torch.Tensor:
+    """torchvision's RandomResizedCrop on a whole batch as one affine warp, at the batch's
+    own size: each image's crop covers a fraction of its area drawn from [area_min, 1],
+    with an aspect ratio drawn log-uniformly from `ratio` (a side longer than the image is
+    cut to the image's: torchvision redraws instead), at a uniformly drawn place inside the
+    image; optional horizontal reflection. Draws and `rows` as in augment."""
+    n = x.shape[0]
+    draws = torch.rand(n, 5, generator=generator)
+    area = area_min + (1 - area_min) * draws[:, 0]
+    log_ratio = torch.log(torch.tensor(ratio))
+    aspect = torch.exp(log_ratio[0] + (log_ratio[1] - log_ratio[0]) * draws[:, 1])
+    width = torch.sqrt(area * aspect).clamp(max=1.0)  # fractions of the image's sides
+    height = torch.sqrt(area / aspect).clamp(max=1.0)
+    # The crop's centre in [-1, 1] coordinates, keeping the crop inside the image.
+    cx = (2 * draws[:, 2] - 1) * (1 - width)
+    cy = (2 * draws[:, 3] - 1) * (1 - height)
+    flip = torch.where(draws[:, 4] < 0.5, -1.0, 1.0) if reflection else torch.ones(n)
+    theta = torch.zeros(n, 2, 3)  # output (x, y) in [-1, 1] -> input coordinates
+    theta[:, 0, 0] = flip * width
+    theta[:, 0, 2] = cx
+    theta[:, 1, 1] = height
+    theta[:, 1, 2] = cy
+    # A crop reaching the image's edge samples up to half a pixel beyond the outer pixel
+    # centres: "border" repeats the edge there, where "zeros" would darken it.
+    return _warp(x, theta[rows].contiguous(), rows, padding="border")
+
+
+def _warp(x: torch.Tensor, theta: torch.Tensor, rows: slice, padding: str) -> torch.Tensor:
+    """The images `rows` of x warped by the affine maps theta (bilinear; `padding`: what
+    lies outside), in x's memory layout."""
     if x.device.type == "cuda":
         theta = theta.pin_memory()
     theta = theta.to(x.device, x.dtype, non_blocking=True)
@@ -147,7 +187,7 @@ def augment(
     channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     x = x[rows]
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    warped = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    warped = F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
     if channels_last:
         warped = warped.contiguous(memory_format=torch.channels_last)
     return warped

@@ -59,6 +59,7 @@ def _interval(text: str, inside: Callable[[float], bool]) -> AfterValidator:
 
 
 Fraction = Annotated[float, _interval("[0, 1)", lambda value: 0 <= value < 1)]
+CropArea = Annotated[float, _interval("(0, 1]", lambda value: 0 < value <= 1)]
 
 
 class _Section(BaseModel):
@@ -157,6 +158,9 @@ class Recipe(_Section):
     cutmix_alpha: NonNegative
     batch_size: PositiveInt
     augmentation: bool
+    # null: the report's augmentation (train.scale_*, train.translation_px); a number:
+    # random-resized crops of [crop_area_min, 1] of the image's area instead.
+    crop_area_min: CropArea | None
     reflection: bool
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .batches import ImageSet, augment, batches, place, to_input
+from .batches import ImageSet, augment, batches, place, random_resized_crop, to_input
 from .classes import NUM_CLASSES
 from .distributed import World, claim_free_slot
 from .params import ParamsError
@@ -64,6 +64,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     epsilon: float = 1e-8
     augmentation: bool = False
+    crop_area_min: float | None = None  # a number: random-resized crops instead of scale/shift
     scale: tuple[float, float] = (0.9, 1.1)
     translation: float = 30.0  # pixels at the input size
     reflection: bool = False
@@ -437,7 +438,9 @@ def train_one_epoch(t: Training, train: ImageSet, epoch: int) -> dict:
         # whole batch (as one process); mixup pairs images across the whole batch, so with
         # it every rank augments the whole batch, then takes its share.
         rows = slice(None) if t.mixup is not None else world.rows
-        if config.augmentation:
+        if config.augmentation and config.crop_area_min is not None:
+            x = random_resized_crop(x, warp, config.crop_area_min, config.reflection, rows)
+        elif config.augmentation:
             x = augment(x, warp, config.scale, config.translation, config.reflection, rows)
         else:
             x = x[rows]

@@ -66,6 +66,7 @@ def recipe_training(params: dict, input_size: int) -> TrainConfig:
         betas=(train["adam_beta1"], train["adam_beta2"]),
         epsilon=train["adam_epsilon"],
         augmentation=recipe["augmentation"],
+        crop_area_min=recipe["crop_area_min"],
         schedule=recipe["schedule"],
         warmup_epochs=recipe["warmup_epochs"],
         label_smoothing=recipe["label_smoothing"],

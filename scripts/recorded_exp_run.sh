@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# One DVC experiment, run in this working tree (not queued, so that its checkpoint stays in
+# data/checkpoints/: the same command after an interruption resumes from the last finished
+# epoch), and its record in OUT/NAME/: the command, machine, commit, wall time, evaluation,
+# per-epoch curves and `dvc exp show --json` of the experiment.
+#   bash scripts/recorded_exp_run.sh OUT NAME "SCRIPT LINE" [dvc exp run -S overrides ...]
+# SCRIPT LINE is the command a reader re-runs (the wrapper's), kept in run.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DVC_STUDIO_OFFLINE=true DVC_NO_ANALYTICS=1 PYTHONUNBUFFERED=1
+export PYTHONPATH=$PWD/src # this copy's package, whatever an editable install points at
+usage='usage: recorded_exp_run.sh OUT NAME "SCRIPT LINE" [-S key=value ...]'
+out=${1:?$usage}/${2:?$usage}
+name=$2
+script=${3:?$usage}
+shift 3
+commit=$(git rev-parse HEAD)
+if [[ -n $(git status --porcelain --untracked-files=no -- src stages dvc.yaml params.yaml) ]]; then
+  echo "error: src/, stages/, dvc.yaml or params.yaml differ from $commit; a recorded run" \
+    "runs committed code and params" >&2
+  exit 2
+fi
+command=(dvc exp run -n "$name" "$@")
+start=$(date +%s)
+"${command[@]}"
+seconds=$(($(date +%s) - start))
+mkdir -p "$out"
+python -m imagenette_repro.machine >"$out/machine.json"
+dvc exp show --json --rev "$name" >"$out/exp_show.json" 2>/dev/null ||
+  dvc exp show --json >"$out/exp_show.json"
+cp metrics/evaluation.json "$out/evaluation.json"
+rm -rf "$out/train_custom" && cp -r metrics/train_custom "$out/train_custom" # dvclive curves
+python - "$out/run.json" "$name" "$commit" "$seconds" "$script" "${command[*]}" <<'PY'
+import json, sys
+path, name, commit, seconds, script, command = sys.argv[1:]
+json.dump({"experiment": name, "commit": commit, "wall_seconds": int(seconds),
+           "command": command, "script": script}, open(path, "w"), indent=2)
+PY
+echo "$name: $seconds s; record in $out"
