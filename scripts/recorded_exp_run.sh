@@ -15,10 +15,15 @@ name=$2
 script=${3:?$usage}
 shift 3
 commit=$(git rev-parse HEAD)
-if [[ -n $(git status --porcelain --untracked-files=no -- src stages dvc.yaml params.yaml) ]]; then
-  echo "error: src/, stages/, dvc.yaml or params.yaml differ from $commit; a recorded run" \
-    "runs committed code and params" >&2
+if [[ -n $(git status --porcelain --untracked-files=no -- src stages dvc.yaml) ]]; then
+  echo "error: src/, stages/ or dvc.yaml differ from $commit; a recorded run runs committed code" >&2
   exit 2
+fi
+# The run's params are the commit's plus the overrides given here: a workspace run leaves
+# its params.yaml behind, whose overrides would otherwise carry into the next run.
+if [[ -n $(git status --porcelain --untracked-files=no -- params.yaml) ]]; then
+  echo "params.yaml: the commit's restored (the previous run's is kept in its experiment)" >&2
+  git checkout -q -- params.yaml
 fi
 command=(dvc exp run -n "$name" "$@")
 start=$(date +%s)
