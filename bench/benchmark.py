@@ -37,26 +37,23 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT))  # tests.scratch: scratch repositories for real dvc runs
+import numpy as np
+import torch
+from torch import nn
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from imagenette_repro.architecture import parse_layer  # noqa: E402
-from imagenette_repro.batches import ImageSet, augment, mean_image, to_input  # noqa: E402
-from imagenette_repro.data import list_images, write_array_store  # noqa: E402
-from imagenette_repro.machine import machine_info  # noqa: E402
-from imagenette_repro.models import build_custom_network  # noqa: E402
-from imagenette_repro.params import (  # noqa: E402
+from imagenette_repro.architecture import parse_layer
+from imagenette_repro.batches import ImageSet, augment, mean_image, to_input
+from imagenette_repro.data import list_images, write_array_store
+from imagenette_repro.experiments import commit, overrides, scratch_copy, write_params
+from imagenette_repro.machine import machine_info
+from imagenette_repro.models import build_custom_network
+from imagenette_repro.params import (
     PRECISIONS,
     ROW_COLUMNS,
     architecture_name,
     load_params,
 )
-from imagenette_repro.training import (  # noqa: E402
+from imagenette_repro.training import (
     Runtime,
     TrainConfig,
     fit,
@@ -65,12 +62,12 @@ from imagenette_repro.training import (  # noqa: E402
     pick_device,
     train_step,
 )
-from imagenette_repro.training_settings import report_row_training  # noqa: E402
-from tests import scratch  # noqa: E402
+from imagenette_repro.training_settings import report_row_training
 
-from benchmark_files import markdown, save  # noqa: E402
-from machine import assumed_peak  # noqa: E402
+from benchmark_files import markdown, save
+from machine import assumed_peak
 
+ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample" / "imagenette2-sample.tgz"
 REAL_DATA = ("../shared/data/imagenette2-224.tgz", "/work/shared/data/imagenette2-224.tgz")
 # Batches per size (project epoch and baseline; bare step) when not given: about a minute
@@ -320,7 +317,7 @@ def dvc_timing(archive: Path, args, runtime_params: dict, targets: list[str]) ->
     if dvc is None:
         return {"skipped": "dvc is not installed"}
     with tempfile.TemporaryDirectory(prefix="bench-dvc-") as tmp:
-        repo, env = scratch.copy_repository(Path(tmp))
+        repo, env = scratch_copy(Path(tmp), ROOT)
 
         def run(*command: str) -> tuple[float, str]:
             start = time.perf_counter()
@@ -333,18 +330,22 @@ def dvc_timing(archive: Path, args, runtime_params: dict, targets: list[str]) ->
 
         small = archive.resolve() == SAMPLE.resolve()
         batch = 10 if small else 64
-        scratch.use_tiny_settings(
+        write_params(  # the tests' tiny profile on `archive`, at these settings
             repo,
-            archive.resolve(),
-            md5=None,
-            batch_size=batch,
-            epochs=args.dvc_epochs,
-            **{f"runtime.{key}": value for key, value in runtime_params.items()},
+            {
+                **overrides(["tiny"]),
+                "data.archive": str(archive.resolve()),
+                "data.md5": None,
+                "train.batch_size": batch,
+                "googlenet.batch_size": batch,
+                "train.max_epochs": args.dvc_epochs,
+                **{f"runtime.{key}": value for key, value in runtime_params.items()},
+            },
         )
         # A cold start: no lock file of another run (and an experiment of some targets
         # then records only their outputs).
         (repo / "dvc.lock").unlink(missing_ok=True)
-        scratch.commit(repo, env, "bench")
+        commit(repo, env, "bench")
         log(f"dvc: full repro in {repo} ({archive.name}, 32 px, {args.dvc_epochs} epochs)")
         repro_s, out = run(dvc, "repro", *targets)
         repro_stages = re.findall(r"Running stage '([^']+)'", out)

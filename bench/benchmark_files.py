@@ -1,17 +1,17 @@
 """benchmark.json and benchmark.md: a run's figures, the speed goals, the table."""
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
+from imagenette_repro.files import replacing
+
 
 def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        tmp.write_text(text)
 
 
 def checks(report: dict) -> list[dict]:

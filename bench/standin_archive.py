@@ -18,10 +18,10 @@ import tarfile
 import time
 from pathlib import Path, PurePosixPath
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from imagenette_repro.classes import WNIDS
+from imagenette_repro.files import replacing
 
-from imagenette_repro.classes import WNIDS  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 # imagenette2's images per class (in WNIDS order), from its manifest.
 TRAIN_COUNTS = [963, 955, 993, 858, 941, 956, 961, 931, 951, 960]
@@ -37,8 +37,7 @@ def build(sample: Path, target: Path) -> int:
                 data = tar.extractfile(member).read()
                 files.setdefault((parts[-3], parts[-2]), []).append((parts[-1], data))
     total = 0
-    tmp = target.with_name(target.name + ".tmp")
-    with tarfile.open(tmp, "w:gz", compresslevel=1) as out:
+    with replacing(target) as tmp, tarfile.open(tmp, "w:gz", compresslevel=1) as out:
         for folder, counts in (("train", TRAIN_COUNTS), ("val", VAL_COUNTS)):
             for wnid, count in zip(WNIDS, counts, strict=True):
                 images = sorted(files[(folder, wnid)])
@@ -52,7 +51,6 @@ def build(sample: Path, target: Path) -> int:
                     info.size, info.mtime = len(data), 0
                     out.addfile(info, io.BytesIO(data))
                     total += 1
-    tmp.replace(target)
     return total
 
 

@@ -88,15 +88,14 @@ elif [ "$what" = all ] || [ "$what" = report ]; then
   export PYTHONPATH=$work/src:${PYTHONPATH#"$repo/src:"}
   rm -f dvc.lock # a cold start: no lock of another run
   git init -q -b main && git config user.name gpu-checks && git config user.email gpu@example.invalid
-  md5=null
-  [ "$(basename "$ARCHIVE")" = imagenette2-224.tgz ] && md5=003aed9aab56a5804f410d9443dba23b
-  "$PY" - "$ARCHIVE" "$md5" "${GOOGLENET_WEIGHTS:-none}" <<'EOF'
-import sys, yaml
-archive, md5, weights = sys.argv[1:]
-params = yaml.safe_load(open("params.yaml"))
-params["data"].update(archive=archive, md5=None if md5 == "null" else md5)
-params["googlenet"]["weights"] = weights
-open("params.yaml", "w").write(yaml.safe_dump(params, sort_keys=False))
+  "$PY" - "$ARCHIVE" "${GOOGLENET_WEIGHTS:-none}" <<'EOF'
+import sys
+from pathlib import Path
+from imagenette_repro.experiments import overrides, write_params
+archive, weights = sys.argv[1:]
+real = overrides(["real-images"])  # experiments.yaml: the md5 of the real archive
+md5 = real["data.md5"] if Path(archive).name == Path(real["data.archive"]).name else None
+write_params(Path("."), {"data.archive": archive, "data.md5": md5, "googlenet.weights": weights})
 EOF
   git add -A && git commit -qm "gpu checks: the report's settings on $(basename "$ARCHIVE")"
   report_start=$SECONDS

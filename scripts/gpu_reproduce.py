@@ -40,15 +40,15 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from imagenette_repro.experiments import apply_overrides, overrides
+from imagenette_repro.files import replacing
+from imagenette_repro.params import network_input_size
 
-from imagenette_repro.params import network_input_size  # noqa: E402
-from imagenette_repro.queue_rows import apply_overrides  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 HEADLINE = "network_84_8153"
 REAL_ARCHIVE = "imagenette2-224.tgz"
-REAL_MD5 = "003aed9aab56a5804f410d9443dba23b"
+REAL_MD5 = overrides(["real-images"])["data.md5"]  # experiments.yaml
 RESULT_FILES = ("report_comparison.md", "report_comparison.csv", "report_conclusions.md")
 RESERVE_S = 20  # kept back at the end for writing the results
 
@@ -119,19 +119,15 @@ def assemble(parts_dir: Path, name: str, target: Path) -> Path:
             "host uploads one part; docs/gpu.md gives the commands)"
         )
     whole = hashlib.sha256()
-    tmp = target.with_name(target.name + ".tmp")
-    with open(tmp, "wb") as out:
+    with replacing(target) as tmp, open(tmp, "wb") as out:  # no half-assembled archive
         for file in parts:
             data = (parts_dir / file).read_bytes()
             if hashlib.sha256(data).hexdigest() != expected[file]:
-                tmp.unlink()
                 raise SystemExit(f"error: {parts_dir / file}: sha256 differs (a broken copy)")
             whole.update(data)
             out.write(data)
-    if whole.hexdigest() != expected.get(name):
-        tmp.unlink()
-        raise SystemExit(f"error: {name} put together from {len(parts)} parts: sha256 differs")
-    tmp.replace(target)
+        if whole.hexdigest() != expected.get(name):
+            raise SystemExit(f"error: {name} put together from {len(parts)} parts: sha256 differs")
     log(f"{target}: {len(parts)} parts, {target.stat().st_size} bytes, sha256 checked")
     return target
 
@@ -218,8 +214,8 @@ def write_results(project: Path, out: Path, timings: dict) -> None:
         ["dvc", "exp", "show", "--json"], cwd=project, capture_output=True, text=True
     )
     if shown.returncode == 0:
-        (out / "exp_show.json.tmp").write_text(shown.stdout)
-        (out / "exp_show.json.tmp").replace(out / "exp_show.json")
+        with replacing(out / "exp_show.json") as tmp:
+            tmp.write_text(shown.stdout)
         with tempfile.TemporaryDirectory() as folder:
             report = subprocess.run(
                 [sys.executable, "-m", "imagenette_repro.comparison", "--input"]
@@ -230,12 +226,12 @@ def write_results(project: Path, out: Path, timings: dict) -> None:
             )
             if report.returncode == 0:
                 for name in RESULT_FILES:
-                    shutil.copy(Path(folder) / name, out / f"{name}.tmp")
-                    (out / f"{name}.tmp").replace(out / name)
+                    with replacing(out / name) as tmp:
+                        shutil.copy(Path(folder) / name, tmp)
             else:
                 log(f"no comparison yet: {report.stderr.strip()}")
-    (out / "timings.json.tmp").write_text(json.dumps(timings, indent=2) + "\n")
-    (out / "timings.json.tmp").replace(out / "timings.json")
+    with replacing(out / "timings.json") as tmp:
+        tmp.write_text(json.dumps(timings, indent=2) + "\n")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

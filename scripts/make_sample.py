@@ -25,8 +25,19 @@ import io
 import os
 import sys
 import tarfile
-import tempfile
 from pathlib import Path, PurePosixPath
+
+from imagenette_repro.files import replacing
+from imagenette_repro.stage_io import file_hash
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """path's new content, whole or not at all (files.replacing), readable by all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
+        os.chmod(tmp, 0o644)
+
 
 SEED = 0
 PER_CLASS = {"train": 20, "val": 6}
@@ -117,18 +128,6 @@ def build_tgz(files: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def readme(source: Path, source_md5: str, output: Path, size: int, md5: str, counts: dict) -> str:
     """The sample folder's README.md text (generated, so the numbers stay true)."""
     rows = "\n".join(
@@ -199,19 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     tgz = build_tgz(files)
     md5 = hashlib.md5(tgz).hexdigest()
 
-    write_atomic(output, tgz)
-    write_atomic(output.with_suffix(".md5"), f"{md5}\n".encode())
+    write_bytes(output, tgz)
+    write_bytes(output.with_suffix(".md5"), f"{md5}\n".encode())
     counts = {
         key: (len(ns), sum(n.startswith("ILSVRC2012_val_") for n in ns))
         for key, ns in chosen.items()
     }
-    digest = hashlib.md5()
-    with source.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    source_md5 = digest.hexdigest()
+    source_md5 = file_hash(source, "md5")
     text = readme(source, source_md5, output, len(tgz), md5, counts)
-    write_atomic(output.parent / "README.md", text.encode())
+    write_bytes(output.parent / "README.md", text.encode())
     print(f"{output}: {len(files)} images, {len(tgz):,} bytes, md5 {md5}")
     return 0
 

@@ -8,11 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DVC_STUDIO_OFFLINE=true DVC_NO_ANALYTICS=1 PYTHONUNBUFFERED=1
-archive=$(realpath "${1:-../shared/data/imagenette2-224.tgz}") # queued runs need absolute paths
-md5=${2:-003aed9aab56a5804f410d9443dba23b}
+export PYTHONPATH=$PWD/src # this copy's package, whatever an editable install points at
 out=results/${OUT:-cpu-32px-val-folder}
-common=(-S "data.archive=$archive" -S "data.md5=$md5" -S data.input_size=32
-  -S train.scaled_input=true -S googlenet.weights=none -S googlenet.max_epochs=1)
+# The profile cpu-32px of experiments.yaml, with R2018b's init (the -S glorot run below adds
+# it back); queued runs need an absolute archive path.
+mapfile -t common < <(python -m imagenette_repro.experiments cpu-32px --absolute \
+  --set train.init=normal_0.01 ${1:+--archive "$1"} ${2:+--md5 "$2"})
+((${#common[@]})) || exit 2 # the catalogue said why
 start=$SECONDS
 python -m imagenette_repro.queue_rows queue network_84_8153 "${common[@]}" --name-suffix r2018b-init
 python -m imagenette_repro.queue_rows queue network_84_8153 "${common[@]}" -S train.init=glorot \

@@ -14,24 +14,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DVC_STUDIO_OFFLINE=true DVC_NO_ANALYTICS=1 PYTHONUNBUFFERED=1
-archive=$(realpath "${1:-../shared/data/imagenette2-224.tgz}") # queued runs need absolute paths
-md5=${2:-003aed9aab56a5804f410d9443dba23b}
+export PYTHONPATH=$PWD/src # this copy's package, whatever an editable install points at
 out=results/${OUT:-cpu-32px-conclusions}
 jobs=${JOBS:-2}
-common=(-S "data.archive=$archive" -S "data.md5=$md5" -S data.input_size=32
-  -S train.scaled_input=true -S train.init=glorot
-  -S "runtime.num_threads=$((jobs > 1 ? 1 : 0))"
-  -S googlenet.weights=none -S googlenet.max_epochs=1)
+# The profile cpu-32px of experiments.yaml; queued runs need an absolute archive path.
+mapfile -t common < <(python -m imagenette_repro.experiments cpu-32px --absolute \
+  --set "runtime.num_threads=$((jobs > 1 ? 1 : 0))" ${1:+--archive "$1"} ${2:+--md5 "$2"})
+((${#common[@]})) || exit 2 # the catalogue said why
+mapfile -t no_aug < <(python -m imagenette_repro.experiments study-no-aug)
+mapfile -t no_dropout < <(python -m imagenette_repro.experiments study-no-dropout)
 start=$SECONDS
 for seed in ${SEEDS:-42 43 44}; do
   python -m imagenette_repro.queue_rows queue network_84_8153 "${common[@]}" --seeds "$seed" \
     --name-suffix study
   python -m imagenette_repro.queue_rows queue network_84_8153 "${common[@]}" --seeds "$seed" \
-    -S image_augmentation=false --name-suffix study-no-aug
+    "${no_aug[@]}" --name-suffix study-no-aug
   python -m imagenette_repro.queue_rows queue network_82_828 "${common[@]}" --seeds "$seed" \
     --name-suffix study
   python -m imagenette_repro.queue_rows queue network_84_8153 "${common[@]}" --seeds "$seed" \
-    -S train.dropout=false --name-suffix study-no-dropout
+    "${no_dropout[@]}" --name-suffix study-no-dropout
 done
 dvc queue start -j "$jobs"
 # (not `| grep -q`: grep's early exit fails dvc with SIGPIPE under pipefail)

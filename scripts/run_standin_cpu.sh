@@ -13,17 +13,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DVC_STUDIO_OFFLINE=true DVC_NO_ANALYTICS=1 PYTHONUNBUFFERED=1
-archive=$(realpath "${1:-../shared/data/imagenette2-224.tgz}")
-md5=${2:-003aed9aab56a5804f410d9443dba23b}
+export PYTHONPATH=$PWD/src # this copy's package, whatever an editable install points at
 epochs=${EPOCHS:-1}
 out=results/${OUT:-cpu-224px-standin}
 name=standin-efficientnet_lite0-${epochs}ep
+# The profile standin of experiments.yaml.
+mapfile -t standin < <(python -m imagenette_repro.experiments standin --absolute \
+  --set "googlenet.max_epochs=$epochs" ${1:+--archive "$1"} ${2:+--md5 "$2"})
+((${#standin[@]})) || exit 2 # the catalogue said why
 start=$SECONDS
-dvc exp run -n "$name" -S "data.archive=$archive" -S "data.md5=$md5" -S data.input_size=224 \
-  -S googlenet.model=efficientnet_lite0 -S googlenet.weights=imagenet \
-  -S googlenet.freeze_through=bn1 -S "googlenet.max_epochs=$epochs" \
-  -S network=modern_resnet -S recipes.modern_resnet.stem_stride=4 -S train.max_epochs=1 \
-  evaluate
+dvc exp run -n "$name" "${standin[@]}" evaluate
 echo "experiment: $((SECONDS - start)) s on $(nproc) CPU cores"
 mkdir -p "$out"
 dvc exp show --json >"$out/exp_show.json"

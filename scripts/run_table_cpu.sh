@@ -7,12 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DVC_STUDIO_OFFLINE=true DVC_NO_ANALYTICS=1
-archive=$(realpath "${1:-../shared/data/imagenette2-224.tgz}")  # queued runs need absolute paths
-md5=${2:-003aed9aab56a5804f410d9443dba23b}
+export PYTHONPATH=$PWD/src # this copy's package, whatever an editable install points at
 epochs=${EPOCHS:-4}
+# The profile cpu-32px of experiments.yaml; queued runs need an absolute archive path.
+mapfile -t common < <(python -m imagenette_repro.experiments cpu-32px --absolute \
+  --set "train.max_epochs=$epochs" ${1:+--archive "$1"} ${2:+--md5 "$2"})
+((${#common[@]})) || exit 2 # the catalogue said why
 start=$SECONDS
-python -m imagenette_repro.queue_rows queue --run -j 1 \
-  -S "data.archive=$archive" -S "data.md5=$md5" -S data.input_size=32 -S train.scaled_input=true -S train.init=glorot \
-  -S "train.max_epochs=$epochs" -S googlenet.weights=none -S googlenet.max_epochs=1
+python -m imagenette_repro.queue_rows queue --run -j 1 "${common[@]}"
 python -m imagenette_repro.comparison --out "results/cpu-32px-${epochs}ep"
 echo "table: $((SECONDS - start)) s on $(nproc) CPU cores"

@@ -1,10 +1,9 @@
 """evaluate: both models on the val folder (the report's measure), its ImageNet-validation
 images, the held-out part of the train folder (protocol train_split) and the training
-images; metrics/*.json and confusion-matrix data for dvc plots. Only a run at the report's
+images; --metrics/*.json and confusion-matrix data for dvc plots. Only a run at the report's
 settings is compared with the published accuracy (report_settings.py)."""
 
 import json
-from pathlib import Path
 
 import torch
 
@@ -17,15 +16,8 @@ from imagenette_repro.report_settings import (
     googlenet_differences,
 )
 from imagenette_repro.saved import load_model
-from imagenette_repro.stage_io import run, write_json
-from imagenette_repro.training_stage import (
-    SPLIT_INDEX,
-    STORE,
-    runtime_settings,
-    setup_torch,
-)
-
-MODELS = {"custom": Path("data/models/custom.pt"), "googlenet": Path("data/models/googlenet.pt")}
+from imagenette_repro.stage_io import run, stage_paths, write_json
+from imagenette_repro.training_stage import runtime_settings, setup_torch
 
 
 def custom_run(meta: dict, data: dict) -> dict:
@@ -49,24 +41,27 @@ def custom_run(meta: dict, data: dict) -> dict:
 
 
 def main() -> None:
+    paths = stage_paths(
+        __doc__, "store", "split_index", "split_summary", "custom", "googlenet", "metrics"
+    )
     params = load_params()
     device = setup_torch(params)
     runtime = runtime_settings(params, device)
-    store, index = load_store(STORE, SPLIT_INDEX)
-    split = json.loads((SPLIT_INDEX.parent / "summary.json").read_text())
+    store, index = load_store(paths.store, paths.split_index)
+    split = json.loads(paths.split_summary.read_text())
     # The images the models were trained and measured on (bad ones skipped by prepare).
     data = {
         "protocol": split["protocol"],
         "folders": {k: int(v) for k, v in index.groupby("folder").size().items()},
     }
     results, per_class = {}, {}
-    for name, path in MODELS.items():
+    for name, path in (("custom", paths.custom), ("googlenet", paths.googlenet)):
         model, meta = load_model(path)
         summary, classes, pairs = evaluate_model(
             model, store, index, device, runtime, label=f"evaluate {name}"
         )
         for set_name in CONFUSION_SETS:
-            write_json(f"metrics/confusion/{name}_{set_name}.json", pairs[set_name])
+            write_json(paths.metrics / "confusion" / f"{name}_{set_name}.json", pairs[set_name])
         info = {
             "input_size": meta["input_size"],
             "kept_weights": meta["kept_weights"],
@@ -134,14 +129,14 @@ def main() -> None:
                 else f"; not compared with the report ({', '.join(settings + columns)})"
             )
         )
-    prepared = json.loads((STORE / "summary.json").read_text())
+    prepared = json.loads((paths.store / "summary.json").read_text())
     results["data"] = {
         **split,
         "input_size": prepared["input_size"],
         "skipped_bad_images": prepared["skipped_bad_images"],
     }
-    write_json("metrics/evaluation.json", results)
-    write_json("metrics/per_class.json", per_class)
+    write_json(paths.metrics / "evaluation.json", results)
+    write_json(paths.metrics / "per_class.json", per_class)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,9 @@
 """finetune_googlenet: an ImageNet-pretrained network (googlenet.model: the report's
-GoogLeNet, or the EfficientNet-Lite0 stand-in) from data/pretrained/, its zero-shot
+GoogLeNet, or the EfficientNet-Lite0 stand-in) from --pretrained, its zero-shot
 accuracy on the val folder measured first, then its 1000-class classifier replaced by a
 10-class one and fine-tuned as in report.md (params: googlenet.*)."""
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -20,19 +19,15 @@ from imagenette_repro.pretrained import (
     read_state,
     replace_classifier,
 )
-from imagenette_repro.stage_io import run
+from imagenette_repro.stage_io import run, stage_paths
 from imagenette_repro.training import Runtime
 from imagenette_repro.training_settings import finetune_training
 from imagenette_repro.training_stage import (
-    SPLIT_INDEX,
-    STORE,
     load_training_data,
     runtime_settings,
     setup_torch,
     train_and_save,
 )
-
-PRETRAINED = Path("data/pretrained")
 
 
 def zero_shot(
@@ -55,15 +50,18 @@ def zero_shot(
 
 
 def main() -> None:
+    paths = stage_paths(
+        __doc__, "pretrained", "store", "split_index", "model", "metrics", "checkpoint"
+    )
     params = load_params()
     settings = params["googlenet"]
     device = setup_torch(params, training=True)
     runtime = runtime_settings(params, device)
-    source = json.loads((PRETRAINED / "source.json").read_text())
+    source = json.loads((paths.pretrained / "source.json").read_text())
     name = source["model"]
-    state = read_state(PRETRAINED / "weights.pth") if source["pretrained"] else None
+    state = read_state(paths.pretrained / "weights.pth") if source["pretrained"] else None
     model = imagenet_network(name, state)
-    store, index = load_store(STORE, SPLIT_INDEX)  # once, for zero-shot and training
+    store, index = load_store(paths.store, paths.split_index)  # once: zero-shot, training
     measured = zero_shot(model, store, index, device, runtime) if state is not None else None
     if measured:
         print(
@@ -72,8 +70,9 @@ def main() -> None:
         )
     replace_classifier(model, name)
     frozen = freeze_through(model, settings["freeze_through"])
+    batch = ("googlenet.batch_size", settings["batch_size"])
     train, valid, data_hash = load_training_data(
-        "googlenet.batch_size", settings["batch_size"], (store, index)
+        paths.store, paths.split_index, *batch, (store, index)
     )
     del store, index  # the subsets are copies
     weights = {
@@ -90,9 +89,9 @@ def main() -> None:
         device,
         runtime=runtime,
         label=name,
-        live_dir="metrics/finetune_googlenet",
-        checkpoint=Path("data/checkpoints/finetune_googlenet.pt"),
-        model_path=Path("data/models/googlenet.pt"),
+        live_dir=paths.metrics,
+        checkpoint=paths.checkpoint,
+        model_path=paths.model,
         fingerprint_parts=(weights, frozen, data_hash),
         new_layer=list(classifier(model, name).parameters()),
         meta={

@@ -2,28 +2,25 @@
 so that no training epoch decodes a JPEG again. Independent of the split, so a new seed
 does not decode again."""
 
-from pathlib import Path
-
 from imagenette_repro.data import list_images, write_array_store
 from imagenette_repro.files import replacing
 from imagenette_repro.params import load_params
-from imagenette_repro.stage_io import run, write_json
-
-RAW = Path("data/raw/imagenette")
-OUT = Path("data/prepared")
+from imagenette_repro.stage_io import run, stage_paths, write_json
 
 
 def main() -> None:
+    paths = stage_paths(__doc__, "raw", "out")
     params = load_params()
     size = params["data"]["input_size"]
-    OUT.mkdir(parents=True, exist_ok=True)
+    raw, out = paths.raw, paths.out
+    out.mkdir(parents=True, exist_ok=True)
     kept, bad = write_array_store(
-        RAW, list_images(RAW), size, OUT / "images.npy", params["data"]["skip_bad_images"]
+        raw, list_images(raw), size, out / "images.npy", params["data"]["skip_bad_images"]
     )
-    with replacing(OUT / "index.csv") as tmp:
+    with replacing(out / "index.csv") as tmp:
         kept.to_csv(tmp, index=False)
     write_json(
-        OUT / "summary.json",
+        out / "summary.json",
         {"input_size": size, "images": len(kept), "skipped_bad_images": len(bad)},
     )
     print(f"prepare: {len(kept)} images at {size}x{size}, {len(bad)} skipped")

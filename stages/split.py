@@ -1,29 +1,25 @@
 """split: which images train and which validate, by data.protocol (the report's: the train
 folder trains, the val folder validates; or a seeded 70:30 split of the train folder with
-the val folder kept as a test set); one row per image in data/split/index.csv."""
-
-from pathlib import Path
+the val folder kept as a test set); one row per image in --out/index.csv."""
 
 from imagenette_repro.data import SUBSETS, split_dataset
 from imagenette_repro.files import replacing
 from imagenette_repro.params import load_params
-from imagenette_repro.stage_io import run, write_json
-
-RAW = Path("data/raw/imagenette")
-OUT = Path("data/split")
+from imagenette_repro.stage_io import run, stage_paths, write_json
 
 
 def main() -> None:
+    paths = stage_paths(__doc__, "raw", "out")
     params = load_params()
     data = params["data"]
-    index = split_dataset(RAW, data["protocol"], data["val_fraction"], params["seed"])
-    OUT.mkdir(parents=True, exist_ok=True)
-    with replacing(OUT / "index.csv") as tmp:
+    index = split_dataset(paths.raw, data["protocol"], data["val_fraction"], params["seed"])
+    paths.out.mkdir(parents=True, exist_ok=True)
+    with replacing(paths.out / "index.csv") as tmp:
         index.to_csv(tmp, index=False)
     counts = index.groupby("subset").size().to_dict()
     unseen = index[index["imagenet_val"]].groupby("subset").size().to_dict()
     write_json(
-        OUT / "summary.json",
+        paths.out / "summary.json",
         {
             "protocol": data["protocol"],
             "val_fraction": data["val_fraction"] if data["protocol"] == "train_split" else None,

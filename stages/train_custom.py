@@ -2,8 +2,6 @@
 patience, drop_period, drop_rate_factor, image_augmentation, train.*), or, when `network`
 names one of `recipes`, that modern recipe's timm model (same loop, same outputs)."""
 
-from pathlib import Path
-
 from imagenette_repro.architecture import without_dropout
 from imagenette_repro.batches import ImageSet, mean_image
 from imagenette_repro.classes import WNIDS
@@ -15,7 +13,7 @@ from imagenette_repro.params import (
     layer_list,
     load_params,
 )
-from imagenette_repro.stage_io import run
+from imagenette_repro.stage_io import run, stage_paths
 from imagenette_repro.training_settings import custom_training
 from imagenette_repro.training_stage import (
     load_training_data,
@@ -70,6 +68,7 @@ def report_network(params: dict, train: ImageSet, data_hash: str):
 
 
 def main() -> None:
+    paths = stage_paths(__doc__, "store", "split_index", "model", "metrics", "checkpoint")
     params = load_params()
     device = setup_torch(params, training=True)
     name = params["network"]
@@ -79,7 +78,9 @@ def main() -> None:
     else:
         build, batch_key = report_network, "train.batch_size"
         batch_size = params["train"]["batch_size"]
-    train, valid, data_hash = load_training_data(batch_key, batch_size)
+    train, valid, data_hash = load_training_data(
+        paths.store, paths.split_index, batch_key, batch_size
+    )
     model, fingerprint_parts, meta = build(params, train, data_hash)
     train_and_save(
         model,
@@ -89,9 +90,9 @@ def main() -> None:
         device,
         runtime=runtime_settings(params, device),
         label=name,
-        live_dir="metrics/train_custom",
-        checkpoint=Path("data/checkpoints/train_custom.pt"),
-        model_path=Path("data/models/custom.pt"),
+        live_dir=paths.metrics,
+        checkpoint=paths.checkpoint,
+        model_path=paths.model,
         fingerprint_parts=fingerprint_parts,
         meta=meta,
     )

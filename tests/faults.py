@@ -30,6 +30,7 @@ import yaml
 from PIL import Image
 
 from imagenette_repro.classes import WNIDS
+from imagenette_repro.experiments import apply_overrides, assignments, overrides
 from imagenette_repro.files import replacing
 
 from . import scratch
@@ -106,10 +107,16 @@ def member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.
 
 def tiny_params(work: Path, **changes: object) -> dict:
     """The repository's params with tiny data settings; dotted keys in `changes`."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["data"].update(input_size=SIZE, md5=None, archive=str(work / "tiny.tgz"))
-    params["train"].update(batch_size=10, max_epochs=1, scaled_input=True, init="normal_0.01")
-    params["googlenet"].update(weights="none", batch_size=10, max_epochs=1)
+    tiny = {  # the profile tiny on the case's archive, one epoch, batches of 10
+        **overrides(["tiny"]),
+        "data.input_size": SIZE,
+        "data.md5": None,
+        "data.archive": str(work / "tiny.tgz"),
+        "train.batch_size": 10,
+        "train.max_epochs": 1,
+        "googlenet.batch_size": 10,
+    }
+    params = apply_overrides(yaml.safe_load((REPO / "params.yaml").read_text()), assignments(tiny))
     for dotted, value in changes.items():
         *parents, key = dotted.split(".")
         node = params
@@ -132,7 +139,7 @@ def run_stage(
     """Run stages/<stage>.py in `work`; `mount` (tmpfs options) is mounted on `watch`
     first, in a private mount namespace; `fsize` caps the size of any file written."""
     (work / watch).mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, str(REPO / "stages" / f"{stage}.py")]
+    command = scratch.stage_argv(stage)
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
     if mount:
         script = (
@@ -535,7 +542,8 @@ def precision_choice(work: Path) -> Outcome:
         done = run_stage(work, stage, "data")
         if done.returncode != 0:
             return Outcome(False, f"{stage} failed: {done.error}")
-    script = REPO / "stages" / "train_custom.py"
+    argv = scratch.stage_argv("train_custom")
+    script = argv[1]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
     chosen = {}
     for native in (False, True):
@@ -543,7 +551,7 @@ def precision_choice(work: Path) -> Outcome:
             "import runpy, sys, torch\n"
             f"torch.cpu._is_avx512_bf16_supported = lambda: {native}\n"
             f"torch.cpu._is_amx_tile_supported = lambda: {native}\n"
-            f"sys.argv = [{str(script)!r}]\n"
+            f"sys.argv = {argv[1:]!r}\n"
             f"runpy.run_path({str(script)!r}, run_name='__main__')\n"
         )
         done = subprocess.run(

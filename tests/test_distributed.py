@@ -17,6 +17,7 @@ from imagenette_repro.distributed import World, claim_free_slot
 
 from . import faults
 from .conftest import ROOT
+from .scratch import stage_argv
 
 # No BatchNorm and no dropout: then two processes compute what one does, up to the order
 # of floating-point sums (BatchNorm would see each rank's half batch; dropout masks come
@@ -34,7 +35,7 @@ PLAIN_NETWORK = [
 def run_stage(work, stage: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "stages" / f"{stage}.py")],
+        stage_argv(stage),
         cwd=work,
         env=env,
         capture_output=True,
@@ -96,7 +97,7 @@ def test_two_gloo_processes_train_what_one_process_trains(tmp_path) -> None:
     (model / "in-the-way").mkdir(parents=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
     failed = subprocess.run(
-        [sys.executable, str(ROOT / "stages" / "train_custom.py")],
+        stage_argv("train_custom"),
         cwd=tmp_path,
         env=env,
         capture_output=True,

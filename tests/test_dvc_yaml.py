@@ -88,3 +88,26 @@ def test_both_models_are_registry_artifacts_made_by_a_stage() -> None:
     for name, artifact in artifacts.items():
         assert artifact["path"] in outs, f"{name}: no stage makes {artifact['path']}"
         assert artifact["type"] == "model" and artifact["desc"] and artifact["labels"]
+
+
+def test_dvc_yaml_is_the_one_map_of_the_pipelines_files():
+    """Every data file a stage reads or writes is named in its cmd (the script takes it
+    from there), and no stage script or module it runs writes a path of its own."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        stage = stage.get("do", stage)
+        cmd = stage["cmd"]
+        files = [
+            next(iter(entry)) if isinstance(entry, dict) else entry
+            for entry in [*stage.get("deps", []), *stage.get("outs", [])]
+        ]
+        for path in files:
+            if path.startswith(("data/", "metrics/")):
+                named = path in cmd or any(path.startswith(f"{w}/") for w in cmd.split())
+                assert named, f"{name}: {path} is not named in its cmd"
+    for script in [*(ROOT / "stages").glob("*.py"), PACKAGE / "training_stage.py"]:
+        for node in ast.walk(ast.parse(script.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert not node.value.startswith(("data/", "metrics/")), (
+                    f"{script.name}: a path of its own, {node.value!r}"
+                )

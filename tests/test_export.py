@@ -17,14 +17,15 @@ from imagenette_repro.export import ExportError, compare, export_model, run_torc
 from imagenette_repro.saved import load_model
 
 from .conftest import ROOT, write_jpeg
+from .scratch import stage_argv
 from .test_predict import save_tiny_custom, save_tiny_googlenet
 
 
-def run_export_stage(workdir, monkeypatch, capsys) -> tuple[int, str]:
-    """stages/export.py as DVC runs it (as __main__, in the workspace), in this process:
-    its exit code and stderr."""
+def run_export_stage(workdir, monkeypatch, capsys, model: str) -> tuple[int, str]:
+    """stages/export.py for `model` as DVC runs it (dvc.yaml's cmd of export@<model>, as
+    __main__, in the workspace), in this process: its exit code and stderr."""
     monkeypatch.chdir(workdir)
-    monkeypatch.setattr(sys, "argv", [str(ROOT / "stages" / "export.py")])
+    monkeypatch.setattr(sys, "argv", stage_argv(f"export@{model}")[1:])
     try:
         runpy.run_path(str(ROOT / "stages" / "export.py"), run_name="__main__")
         code = 0
@@ -51,9 +52,9 @@ def test_stage_writes_both_models_whose_exports_give_the_same_outputs(
     models.mkdir(parents=True)
     save_tiny_custom(models / "custom.pt")
     save_tiny_googlenet(models / "googlenet.pt")
-    code, err = run_export_stage(tmp_path, monkeypatch, capsys)
-    assert code == 0, err
     for name in ("custom", "googlenet"):
+        code, err = run_export_stage(tmp_path, monkeypatch, capsys, name)
+        assert code == 0, err
         out = tmp_path / "data" / "exported" / name
         assert sorted(p.name for p in out.iterdir()) == [
             f"{name}.onnx",
@@ -100,12 +101,16 @@ def test_stage_refuses_a_missing_model_with_one_line_naming_it(
     (tmp_path / "data" / "models").mkdir(parents=True)
     for name in present:
         save_tiny_custom(tmp_path / "data" / "models" / name)
-    code, err = run_export_stage(tmp_path, monkeypatch, capsys)
-    assert code == 2
-    assert err.startswith("error: ") and err.count("\n") == 1
-    assert "data/models/googlenet.pt: missing (made by stage finetune_googlenet" in err
-    assert ("data/models/custom.pt: missing" in err) == (not present)
-    assert not (tmp_path / "data" / "exported").exists()
+    stage = {"custom": "train_custom", "googlenet": "finetune_googlenet"}
+    for name in ("custom", "googlenet"):
+        code, err = run_export_stage(tmp_path, monkeypatch, capsys, name)
+        if f"{name}.pt" in present:
+            assert code == 0, err
+            continue
+        assert code == 2
+        assert err.startswith("error: ") and err.count("\n") == 1
+        assert f"data/models/{name}.pt: missing (made by stage {stage[name]}" in err
+        assert not (tmp_path / "data" / "exported" / name).exists()
 
 
 def test_legacy_exporter_and_a_file_that_does_not_match_is_caught(tmp_path):

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import yaml
 
+from imagenette_repro.experiments import apply_overrides
 from imagenette_repro.params import read_yaml
-from imagenette_repro.queue_rows import apply_overrides
 from imagenette_repro.stage_io import file_hash
 
 from . import scratch

@@ -11,6 +11,7 @@ import sys
 import yaml
 
 from .conftest import ROOT, run, use_tiny_settings
+from .scratch import stage_argv
 
 
 def test_another_rows_accuracy_re_runs_evaluate_only_and_the_view_fits_80_columns(
@@ -45,7 +46,7 @@ def test_a_stage_run_with_another_copys_package_stops(project):
     # The scratch copy's stage script with this checkout's package first on the path.
     repo, env = project
     done = subprocess.run(
-        [sys.executable, str(repo / "stages" / "split.py")],
+        stage_argv("split", repo),
         cwd=repo,
         env={**env, "PYTHONPATH": str(ROOT / "src")},
         capture_output=True,

@@ -1,8 +1,8 @@
 import pytest
 
+from imagenette_repro.experiments import apply_overrides
 from imagenette_repro.params import ParamsError
 from imagenette_repro.queue_rows import (
-    apply_overrides,
     main,
     queue_command,
     queue_states,

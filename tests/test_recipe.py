@@ -5,7 +5,6 @@ rows left as they were, and its place in rows.py and report.py."""
 import os
 import re
 import subprocess
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -23,6 +22,7 @@ from imagenette_repro.training import TrainConfig, fit, make_scheduler
 from imagenette_repro.training_settings import recipe_training
 
 from .conftest import ROOT
+from .scratch import stage_argv
 from .test_comparison import experiment, shown
 from .test_training import config, dropout_model, tiny_set
 
@@ -277,7 +277,7 @@ def test_train_custom_trains_the_recipe_and_saves_a_usable_model(tmp_path, param
     params["runtime"]["device"] = "cpu"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     result = subprocess.run(
-        [sys.executable, str(ROOT / "stages" / "train_custom.py")],
+        stage_argv("train_custom"),
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
         capture_output=True,

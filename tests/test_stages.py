@@ -5,19 +5,19 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
 from .conftest import ROOT
+from .scratch import stage_argv
 
 
 def run_stage(workdir: Path, stage: str, params: dict) -> subprocess.CompletedProcess:
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.run(
-        [sys.executable, str(ROOT / "stages" / f"{stage}.py")],
+        stage_argv(stage),
         cwd=workdir,
         env=env,
         capture_output=True,

@@ -15,18 +15,17 @@ extra row: `-S network=<recipe>` at the input size of the report's best row.
 from __future__ import annotations
 
 import argparse
-import copy
 import subprocess
 import sys
 import time
 from typing import Any
 
+from .experiments import apply_overrides
 from .params import (
     ROW_COLUMNS,
     ParamsError,
     load_params,
     network_input_size,
-    read_yaml,
 )
 from .progress import Progress
 from .runs import exp_show_json, read_runs
@@ -80,19 +79,6 @@ def queue_command(
     for override in row_overrides(params, row, extra, seed):
         command += ["-S", override]
     return command + list(targets)
-
-
-def apply_overrides(params: dict, overrides: list[str]) -> dict:
-    """params with each dotted `key=value` set, as `dvc exp run -S` would set it."""
-    result = copy.deepcopy(params)
-    for override in overrides:
-        key, value = override.split("=", 1)
-        *parents, last = key.split(".")
-        node = result
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = read_yaml(value)
-    return result
 
 
 def existing_experiments() -> list[tuple[str, dict]]:

@@ -3,6 +3,7 @@ atomically, content fingerprints. Light on purpose (no torch): every stage depen
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
@@ -28,6 +29,16 @@ def check_own_copy(script: str | Path, package_dir: str | Path) -> None:
             f"{own}: run the stage through dvc (dvc.yaml sets PYTHONPATH=src) or set "
             "PYTHONPATH=src yourself"
         )
+
+
+def stage_paths(doc: str | None, *names: str) -> argparse.Namespace:
+    """The files a stage reads and writes, from its command line: dvc.yaml's `cmd` names
+    them, so that dvc.yaml is the one map of the pipeline's files. Each name becomes a
+    required option (`store_dir` -> `--store-dir PATH`)."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    for name in names:
+        parser.add_argument(f"--{name.replace('_', '-')}", type=Path, required=True)
+    return parser.parse_args()
 
 
 def run(main: Callable[[], None]) -> None:

@@ -36,6 +36,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import UserError
+from .experiments import overrides
 from .files import replacing
 from .report_settings import settings_label
 from .runs import EVALUATION, get_dotted, read_runs
@@ -138,8 +139,9 @@ CONDITIONS = (
         {
             "network": "network_84_8153",
             **SGDM_ROW,
-            "image_augmentation": False,
+            "image_augmentation": True,
             "train.dropout": True,
+            **overrides(["study-no-aug"]),  # experiments.yaml: what the queue sets
         },
         "network_84_8153 without image augmentation",
     ),
@@ -164,7 +166,8 @@ CONDITIONS = (
             "network": "network_84_8153",
             **SGDM_ROW,
             "image_augmentation": True,
-            "train.dropout": False,
+            "train.dropout": True,
+            **overrides(["study-no-dropout"]),  # experiments.yaml: what the queue sets
         },
         "network_84_8153 without its Dropout layer",
     ),

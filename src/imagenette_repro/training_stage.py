@@ -19,9 +19,6 @@ from .params import ParamsError
 from .stage_io import file_sha256, fingerprint
 from .training import Runtime, TrainConfig, auto_precision, fit
 
-STORE = Path("data/prepared")
-SPLIT_INDEX = Path("data/split/index.csv")
-
 
 def setup_torch(params: dict, training: bool = False) -> torch.device:
     """Seed torch, set CPU threads, pick the device from params. For a `training` stage
@@ -71,11 +68,16 @@ def code_fingerprint() -> str:
 
 
 def load_training_data(
-    batch_size_key: str, batch_size: int, store: tuple[ImageSet, pd.DataFrame] | None = None
+    store_dir: Path,
+    split_index: Path,
+    batch_size_key: str,
+    batch_size: int,
+    store: tuple[ImageSet, pd.DataFrame] | None = None,
 ):
-    """The training and validation subsets of the array store (`store`: already loaded),
-    and a fingerprint of the data; the batch size is checked against the training set."""
-    data, index = store if store is not None else load_store(STORE, SPLIT_INDEX)
+    """The training and validation subsets of the array store in `store_dir` with the
+    subsets of `split_index` (`store`: both already loaded), and a fingerprint of the data;
+    the batch size is checked against the training set."""
+    data, index = store if store is not None else load_store(store_dir, split_index)
     train = data.subset((index["subset"] == "train").to_numpy())
     valid = data.subset((index["subset"] == "valid").to_numpy())
     if batch_size > len(train):
@@ -84,9 +86,9 @@ def load_training_data(
             f"{len(train)} training images"
         )
     data_hash = fingerprint(
-        file_sha256(STORE / "images.npy"),
-        file_sha256(STORE / "index.csv"),
-        file_sha256(SPLIT_INDEX),
+        file_sha256(store_dir / "images.npy"),
+        file_sha256(store_dir / "index.csv"),
+        file_sha256(split_index),
     )
     return train, valid, data_hash
 
@@ -99,7 +101,7 @@ def train_and_save(
     device: torch.device,
     *,
     label: str,
-    live_dir: str,
+    live_dir: Path,
     checkpoint: Path,
     model_path: Path,
     fingerprint_parts: tuple,
@@ -115,7 +117,9 @@ def train_and_save(
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     # Under torchrun every process trains; only the main one writes curves and files.
     live_context = (
-        Live(live_dir, dvcyaml=False, save_dvc_exp=False) if world.is_main else nullcontext()
+        Live(str(live_dir), dvcyaml=False, save_dvc_exp=False)
+        if world.is_main
+        else nullcontext()
     )
     with live_context as live:
         runtime = runtime or Runtime()

@@ -1,0 +1,203 @@
+"""Beyond the report: the from-scratch recipe at 128 px (params.yaml recipes.imagenette_128,
+scripts/run_recipe_cpu.sh) beside the report's best row and fastai's Imagenette leaderboard.
+
+    python -m imagenette_repro.leaderboard [--runs results/cpu-128px-recipe] [--out DIR]
+
+Reads each run folder below --runs (run.json, exp_show.json, the dvclive curves in
+train_custom/), keeps the finished runs of a recipe under the report's protocol, and writes
+to --out (default: --runs): runs.csv (one line per run: settings, val-folder and
+ILSVRC2012_val accuracy, wall and training minutes, commit) and beyond_the_report.md (the
+table against the report and the leaderboard, the recipe's seeds as mean and spread, each
+measured comparison against the base run of the same seed and epochs)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import UserError
+from .files import replacing
+from .runs import EVALUATION, exp_show_json, get_dotted, read_runs
+
+REPORT_BEST = ("the report's best row, network_84_8153 (MATLAB, GPU)", 224, "up to 30", 0.8482)
+# fastai's Imagenette leaderboard at 128 px (github.com/fastai/imagenette, means of 5 runs
+# on GPUs; random init, no extra data, no test-time augmentation).
+LEADERBOARD = [
+    ("fastai leaderboard, 128 px, 5 epochs (xresnet50 + tricks, GPU)", 128, 5, 0.8577),
+    ("fastai leaderboard, 128 px, 20 epochs (GPU)", 128, 20, 0.9157),
+]
+COMPARED = {  # what a variant changes, as it is named in the recipe's params
+    "crop_area_min": "crop (null: the report's scale/shift augmentation)",
+    "model": "network",
+    "learn_rate": "peak learning rate",
+    "optimizer": "optimiser",
+}
+
+
+def seconds_per_image(curves: Path) -> float | None:
+    """The sum over epochs of 1 / images/s of the epoch's training pass (dvclive's curve):
+    times an epoch's images, the time in training passes."""
+    path = curves / "plots" / "metrics" / "train" / "images_per_s.tsv"
+    if not path.exists():
+        return None
+    rows = list(csv.DictReader(io.StringIO(path.read_text()), delimiter="\t"))
+    return sum(1 / float(row["images_per_s"]) for row in rows) if rows else None
+
+
+def collect(folder: Path) -> pd.DataFrame:
+    lines = []
+    for record in sorted(folder.glob("*/run.json")):
+        made = json.loads(record.read_text())
+        for run in read_runs(exp_show_json(record.parent / "exp_show.json")):
+            evaluation = run.metrics.get(EVALUATION) or {}
+            accuracy = get_dotted(evaluation, "custom.val_folder.accuracy")
+            recipe = (run.params.get("recipes") or {}).get(run.params.get("network"))
+            if accuracy is None or recipe is None or run.name != made["experiment"]:
+                continue
+            images = get_dotted(evaluation, "custom.train.images") or 0
+            batch = recipe["batch_size"]
+            per_image = seconds_per_image(record.parent / "train_custom")
+            lines.append(
+                {
+                    "experiment": made["experiment"],
+                    "recipe": run.params["network"],
+                    "model": recipe["model"],
+                    "crop_area_min": recipe["crop_area_min"],
+                    "optimizer": recipe["optimizer"],
+                    "learn_rate": recipe["learn_rate"],
+                    "input_side": get_dotted(run.params, "data.input_size"),
+                    "epochs": get_dotted(evaluation, "custom.epochs_run"),
+                    "seed": run.params.get("seed"),
+                    "val_folder_accuracy": accuracy,
+                    "imagenet_val_accuracy": get_dotted(
+                        evaluation, "custom.val_folder_imagenet_val.accuracy"
+                    ),
+                    "precision": get_dotted(evaluation, "custom.precision"),
+                    "wall_minutes": made["wall_seconds"] / 60,
+                    # each epoch's images (the last partial batch dropped) / its images/s
+                    "train_minutes": per_image * (images - images % batch) / 60
+                    if per_image
+                    else None,
+                    "commit": made["commit"][:7],
+                }
+            )
+    if not lines:
+        raise UserError(f"{folder}: no finished recipe run (run.json and exp_show.json)")
+    return pd.DataFrame(lines).sort_values(["epochs", "experiment"])
+
+
+def _same(a: object, b: object) -> bool:
+    return a == b or (pd.isna(a) and pd.isna(b))
+
+
+def markdown(runs: pd.DataFrame, machine: str) -> str:
+    # The recipe as committed: the default names of scripts/run_recipe_cpu.sh (a variant
+    # is given a NAME of its own).
+    is_base = runs.apply(
+        lambda r: r["experiment"] == f"{r['recipe']}-{int(r['epochs']):02d}ep-seed{r['seed']}",
+        axis=1,
+    )
+    if not is_base.any():
+        raise UserError("no run of the recipe as committed (<recipe>-<NN>ep-seed<S>)")
+    base = runs[is_base].iloc[0]
+    lines = [
+        "# Beyond the report: from scratch at 128 px on a CPU",
+        "",
+        f"Written by `python -m imagenette_repro.leaderboard`; runs on {machine}. Accuracy on",
+        "the val folder (3,925 images); ILSVRC: its 134 ILSVRC2012_val images.",
+        "",
+        "| run | px | epochs | val folder | ILSVRC val | minutes a run |",
+        "|---|---|---|---|---|---|",
+    ]
+    name, side, epochs, accuracy = REPORT_BEST
+    lines.append(f"| {name} | {side} | {epochs} | {accuracy:.2%} | | |")
+    for name, side, epochs, accuracy in LEADERBOARD:
+        lines.append(f"| {name} | {side} | {epochs} | {accuracy:.2%} | | |")
+    for epochs, group in runs[is_base].groupby("epochs"):
+        label = f"this recipe ({base['model']}), {len(group)} seed{'s' * (len(group) > 1)}"
+        accuracy = group["val_folder_accuracy"]
+        spread = f" +- {accuracy.std():.2%}" if len(group) > 1 else ""
+        minutes = ", ".join(f"{m:.0f}" for m in group["wall_minutes"])
+        lines.append(
+            f"| {label} | {int(group['input_side'].iloc[0])} | {epochs} | "
+            f"{accuracy.mean():.2%}{spread} | {group['imagenet_val_accuracy'].mean():.2%} | "
+            f"{minutes} |"
+        )
+    lines += [
+        "",
+        "## Every run",
+        "",
+        "| experiment | network | crop | lr | epochs | seed | val folder | ILSVRC val |"
+        " train min | wall min | commit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in runs.iterrows():
+        crop = "scale/shift" if pd.isna(r["crop_area_min"]) else f"RRC {r['crop_area_min']}"
+        train = f"{r['train_minutes']:.1f}" if pd.notna(r["train_minutes"]) else ""
+        lines.append(
+            f"| {r['experiment']} | {r['model']} | {crop} | {r['learn_rate']} | {r['epochs']} | "
+            f"{r['seed']} | {r['val_folder_accuracy']:.2%} | {r['imagenet_val_accuracy']:.2%} | "
+            f"{train} | {r['wall_minutes']:.1f} | {r['commit']} |"
+        )
+    comparisons = []
+    for _, r in runs[~is_base].iterrows():
+        same = runs[is_base & (runs["seed"] == r["seed"]) & (runs["epochs"] == r["epochs"])]
+        if same.empty:
+            continue
+        changed = [
+            f"{COMPARED[key]} {base[key]} -> {r[key]}"
+            for key in COMPARED
+            if not _same(r[key], base[key])
+        ]
+        delta = r["val_folder_accuracy"] - same["val_folder_accuracy"].iloc[0]
+        comparisons.append(
+            f"| {'; '.join(changed)} | {r['epochs']} | {r['seed']} | "
+            f"{same['val_folder_accuracy'].iloc[0]:.2%} | {r['val_folder_accuracy']:.2%} | "
+            f"{delta * 100:+.2f} pp |"
+        )
+    if comparisons:
+        lines += [
+            "",
+            "## Measured comparisons (each against the recipe, same seed and epochs)",
+            "",
+            "| change | epochs | seed | recipe | variant | difference |",
+            "|---|---|---|---|---|---|",
+            *comparisons,
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write(runs: pd.DataFrame, out: Path, machine: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with replacing(out / "runs.csv") as tmp:
+        runs.to_csv(tmp, index=False, float_format="%.4f")
+    with replacing(out / "beyond_the_report.md") as tmp:
+        tmp.write_text(markdown(runs, machine))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=Path, default=Path("results/cpu-128px-recipe"))
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        runs = collect(args.runs)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    machines = {
+        json.loads(path.read_text()).get("cpu", "?") for path in args.runs.glob("*/machine.json")
+    }
+    write(runs, args.out or args.runs, " / ".join(sorted(machines)))
+    print((args.out or args.runs) / "beyond_the_report.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
