@@ -53,13 +53,12 @@ from imagenette_repro.params import (
     architecture_name,
     load_params,
 )
+from imagenette_repro.runtime import Runtime, pick_device
 from imagenette_repro.training import (
-    Runtime,
     TrainConfig,
     fit,
     make_optimizer,
     parameter_groups,
-    pick_device,
     train_step,
 )
 from imagenette_repro.training_settings import report_row_training

@@ -15,9 +15,9 @@ from imagenette_repro.report_settings import (
     custom_differences,
     googlenet_differences,
 )
+from imagenette_repro.runtime import runtime_settings, setup_torch
 from imagenette_repro.saved import load_model
 from imagenette_repro.stage_io import run, stage_paths, write_json
-from imagenette_repro.training_stage import runtime_settings, setup_torch
 
 
 def custom_run(meta: dict, data: dict) -> dict:

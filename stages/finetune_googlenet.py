@@ -19,15 +19,10 @@ from imagenette_repro.pretrained import (
     read_state,
     replace_classifier,
 )
+from imagenette_repro.runtime import Runtime, runtime_settings, setup_torch
 from imagenette_repro.stage_io import run, stage_paths
-from imagenette_repro.training import Runtime
 from imagenette_repro.training_settings import finetune_training
-from imagenette_repro.training_stage import (
-    load_training_data,
-    runtime_settings,
-    setup_torch,
-    train_and_save,
-)
+from imagenette_repro.training_stage import load_training_data, train_and_save
 
 
 def zero_shot(

@@ -13,14 +13,10 @@ from imagenette_repro.params import (
     layer_list,
     load_params,
 )
+from imagenette_repro.runtime import runtime_settings, setup_torch
 from imagenette_repro.stage_io import run, stage_paths
 from imagenette_repro.training_settings import custom_training
-from imagenette_repro.training_stage import (
-    load_training_data,
-    runtime_settings,
-    setup_torch,
-    train_and_save,
-)
+from imagenette_repro.training_stage import load_training_data, train_and_save
 
 
 def recipe_network(params: dict, train: ImageSet, data_hash: str):

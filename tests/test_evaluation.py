@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from imagenette_repro import evaluation, training
+from imagenette_repro import evaluation
 from imagenette_repro.batches import ImageSet
 
 
@@ -31,7 +31,7 @@ def test_each_image_is_predicted_once_with_the_same_numbers_as_a_pass_per_set(mo
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
     cpu = torch.device("cpu")
     calls = []
-    real_predict = training.predict
+    real_predict = evaluation.predict
 
     def counting_predict(model, data, *args, **kwargs):
         calls.append(len(data))

@@ -13,9 +13,10 @@ import torch
 from torch import nn
 
 from imagenette_repro.batches import ImageSet, batches, place, to_input
+from imagenette_repro.evaluation import predict
 from imagenette_repro.params import ParamsError, validate
-from imagenette_repro.training import Runtime, TrainConfig, auto_precision, fit, predict
-from imagenette_repro.training_stage import runtime_settings
+from imagenette_repro.runtime import Runtime, auto_precision, runtime_settings
+from imagenette_repro.training import TrainConfig, fit
 
 from .conftest import ROOT
 

@@ -9,9 +9,47 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .batches import ImageSet, place
+from .batches import ImageSet, batches, place, to_input
 from .classes import ENGLISH
-from .training import Runtime, predict
+from .progress import Progress
+from .runtime import Runtime
+
+
+@torch.inference_mode()
+def predict(
+    model: nn.Module,
+    data: ImageSet,
+    device: torch.device,
+    batch_size: int = 256,
+    runtime: Runtime | None = None,
+    label: str | None = None,
+) -> tuple[torch.Tensor, float]:
+    """Logits for every image (in order, on the CPU) and the mean cross-entropy loss.
+    Results stay on the device until the end: no host sync per batch. With a `label`, a
+    progress line (the images are counted as batches are queued, not as they finish)."""
+    runtime = runtime or Runtime()
+    progress = Progress(label, len(data)) if label else None
+    model.eval()
+    outputs = []
+    # float64 as the Python float it replaces (MPS has no float64)
+    loss_sum = torch.zeros(
+        (), dtype=torch.float32 if device.type == "mps" else torch.float64, device=device
+    )
+    for images, labels in batches(data, batch_size, None, drop_last=False, device=device):
+        x = to_input(images, device, runtime.channels_last)
+        with runtime.autocast(device):
+            logits = model(x).float()
+        labels = labels.to(device, non_blocking=True)
+        loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").to(loss_sum.dtype)
+        outputs.append(logits)
+        if progress:
+            progress.update(len(labels))
+    if progress:
+        progress.finish()
+    if not outputs:
+        return torch.zeros(0, 0), 0.0
+    return torch.cat(outputs).cpu(), loss_sum.item() / max(len(data), 1)
+
 
 # name -> rows of the prepared index it covers
 EVALUATION_SETS = {

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .training import auto_precision, native_bf16_cpu
+from .runtime import auto_precision, native_bf16_cpu
 
 
 def cpu_model() -> str:

@@ -17,37 +17,11 @@ from torch import nn
 
 from .batches import ImageSet, augment, batches, place, random_resized_crop, to_input
 from .classes import NUM_CLASSES
-from .distributed import World, claim_free_slot
+from .distributed import World
+from .evaluation import predict
 from .params import ParamsError
 from .progress import Progress
-
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """How the step runs, not what it computes (runtime.* in params.yaml, resolved)."""
-
-    channels_last: bool = True  # NHWC memory layout for activations and weights
-    precision: str = "fp32"  # fp32 | bf16 | fp16: autocast of the forward pass
-    compile: bool = False  # torch.compile the model
-    data_on_device: bool | str = "auto"  # CUDA: the image store on the GPU (see batches.place)
-
-    @property
-    def memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.channels_last else torch.contiguous_format
-
-    def autocast(self, device: torch.device):
-        """The forward pass's autocast context (a no-op for fp32)."""
-        return torch.autocast(
-            device.type,
-            dtype=AUTOCAST_DTYPES.get(self.precision, torch.float32),
-            enabled=self.precision in AUTOCAST_DTYPES,
-        )
-
-    def grad_scaler(self, device: torch.device) -> torch.amp.GradScaler:
-        """fp16 needs loss scaling; for the others the scaler is a pass-through."""
-        return torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
+from .runtime import Runtime
 
 
 @dataclass
@@ -202,42 +176,6 @@ def make_mixup(config: TrainConfig, num_classes: int):
         label_smoothing=config.label_smoothing,
         num_classes=num_classes,
     )
-
-
-@torch.inference_mode()
-def predict(
-    model: nn.Module,
-    data: ImageSet,
-    device: torch.device,
-    batch_size: int = 256,
-    runtime: Runtime | None = None,
-    label: str | None = None,
-) -> tuple[torch.Tensor, float]:
-    """Logits for every image (in order, on the CPU) and the mean cross-entropy loss.
-    Results stay on the device until the end: no host sync per batch. With a `label`, a
-    progress line (the images are counted as batches are queued, not as they finish)."""
-    runtime = runtime or Runtime()
-    progress = Progress(label, len(data)) if label else None
-    model.eval()
-    outputs = []
-    # float64 as the Python float it replaces (MPS has no float64)
-    loss_sum = torch.zeros(
-        (), dtype=torch.float32 if device.type == "mps" else torch.float64, device=device
-    )
-    for images, labels in batches(data, batch_size, None, drop_last=False, device=device):
-        x = to_input(images, device, runtime.channels_last)
-        with runtime.autocast(device):
-            logits = model(x).float()
-        labels = labels.to(device, non_blocking=True)
-        loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").to(loss_sum.dtype)
-        outputs.append(logits)
-        if progress:
-            progress.update(len(labels))
-    if progress:
-        progress.finish()
-    if not outputs:
-        return torch.zeros(0, 0), 0.0
-    return torch.cat(outputs).cpu(), loss_sum.item() / max(len(data), 1)
 
 
 def _train_mode(model: nn.Module) -> None:
@@ -632,40 +570,3 @@ def fit(
 
 def _cpu_state(model: nn.Module) -> dict:
     return copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
-
-
-def pick_device(name: str) -> torch.device:
-    """'auto' -> cuda when available (with several GPUs, one no other run of this
-    project holds, see distributed.claim_free_slot), else cpu."""
-    if name == "auto":
-        if not torch.cuda.is_available():
-            return torch.device("cpu")
-        count = torch.cuda.device_count()
-        if count > 1 and "WORLD_SIZE" not in os.environ:  # torchrun: one GPU per rank
-            return torch.device("cuda", claim_free_slot(count))
-        return torch.device("cuda")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ParamsError(
-            f"params.yaml: 'runtime.device' is {name!r} but no CUDA device is "
-            "available; use auto or cpu"
-        )
-    return device
-
-
-def native_bf16_cpu() -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX), as torch's CPU
-    feature query reports it. Without it bf16 autocast is emulated: on an AVX2-only EPYC
-    the report's best network trained 10.9 img/s in bf16 against 117 img/s in fp32."""
-    queries = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in queries)
-
-
-def auto_precision(device: torch.device) -> str:
-    """runtime.precision "auto": bf16 autocast where the hardware has it (a CUDA card that
-    supports bf16, a CPU with native bf16), else fp32."""
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu":
-        return "bf16" if native_bf16_cpu() else "fp32"
-    return "fp32"

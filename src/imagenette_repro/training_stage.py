@@ -16,41 +16,9 @@ from .batches import ImageSet, load_store
 from .classes import ENGLISH, WNIDS
 from .models import save_model
 from .params import ParamsError
+from .runtime import Runtime
 from .stage_io import file_sha256, fingerprint
-from .training import Runtime, TrainConfig, auto_precision, fit
-
-
-def setup_torch(params: dict, training: bool = False) -> torch.device:
-    """Seed torch, set CPU threads, pick the device from params. For a `training` stage
-    with runtime.processes > 1, the stage script is run again under torchrun, and each
-    process joins the process group here (its own GPU on CUDA)."""
-    from .training import pick_device
-
-    if training:
-        distributed.relaunch(params["runtime"]["processes"])
-    torch.manual_seed(params["seed"])
-    if params["runtime"]["num_threads"] > 0:
-        torch.set_num_threads(params["runtime"]["num_threads"])
-    device = pick_device(params["runtime"]["device"])
-    device = distributed.device_for(distributed.init(device), device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = params["runtime"]["cudnn_benchmark"]
-    return device
-
-
-def runtime_settings(params: dict, device: torch.device) -> Runtime:
-    """runtime.* from params for this device; precision "auto" is resolved for the
-    hardware at hand (training.auto_precision)."""
-    runtime = params["runtime"]
-    precision = runtime["precision"]
-    if precision == "auto":
-        precision = auto_precision(device)
-    return Runtime(
-        channels_last=runtime["channels_last"],
-        precision=precision,
-        compile=runtime["compile"],
-        data_on_device=runtime["data_on_device"],
-    )
+from .training import TrainConfig, fit
 
 
 def code_fingerprint() -> str:
@@ -117,9 +85,7 @@ def train_and_save(
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     # Under torchrun every process trains; only the main one writes curves and files.
     live_context = (
-        Live(str(live_dir), dvcyaml=False, save_dvc_exp=False)
-        if world.is_main
-        else nullcontext()
+        Live(str(live_dir), dvcyaml=False, save_dvc_exp=False) if world.is_main else nullcontext()
     )
     with live_context as live:
         runtime = runtime or Runtime()
