@@ -32,12 +32,7 @@ LEADERBOARD = [
     ("fastai leaderboard, 128 px, 5 epochs (xresnet50 + tricks, GPU)", 128, 5, 0.8577),
     ("fastai leaderboard, 128 px, 20 epochs (GPU)", 128, 20, 0.9157),
 ]
-COMPARED = {  # what a variant changes, as it is named in the recipe's params
-    "crop_area_min": "crop (null: the report's scale/shift augmentation)",
-    "model": "network",
-    "learn_rate": "peak learning rate",
-    "optimizer": "optimiser",
-}
+COMPARED = ("crop_area_min", "model", "learn_rate", "optimizer")  # what a variant changes
 
 
 def seconds_per_image(curves: Path) -> float | None:
@@ -54,39 +49,44 @@ def collect(folder: Path) -> pd.DataFrame:
     lines = []
     for record in sorted(folder.glob("*/run.json")):
         made = json.loads(record.read_text())
-        for run in read_runs(exp_show_json(record.parent / "exp_show.json")):
-            evaluation = run.metrics.get(EVALUATION) or {}
-            accuracy = get_dotted(evaluation, "custom.val_folder.accuracy")
-            recipe = (run.params.get("recipes") or {}).get(run.params.get("network"))
-            if accuracy is None or recipe is None or run.name != made["experiment"]:
-                continue
-            images = get_dotted(evaluation, "custom.train.images") or 0
-            batch = recipe["batch_size"]
-            per_image = seconds_per_image(record.parent / "train_custom")
-            lines.append(
-                {
-                    "experiment": made["experiment"],
-                    "recipe": run.params["network"],
-                    "model": recipe["model"],
-                    "crop_area_min": recipe["crop_area_min"],
-                    "optimizer": recipe["optimizer"],
-                    "learn_rate": recipe["learn_rate"],
-                    "input_side": get_dotted(run.params, "data.input_size"),
-                    "epochs": get_dotted(evaluation, "custom.epochs_run"),
-                    "seed": run.params.get("seed"),
-                    "val_folder_accuracy": accuracy,
-                    "imagenet_val_accuracy": get_dotted(
-                        evaluation, "custom.val_folder_imagenet_val.accuracy"
-                    ),
-                    "precision": get_dotted(evaluation, "custom.precision"),
-                    "wall_minutes": made["wall_seconds"] / 60,
-                    # each epoch's images (the last partial batch dropped) / its images/s
-                    "train_minutes": per_image * (images - images % batch) / 60
-                    if per_image
-                    else None,
-                    "commit": made["commit"][:7],
-                }
-            )
+        # `dvc exp show --json --rev <experiment>`: the experiment's own row (and the
+        # workspace, where it was applied).
+        shown = read_runs(exp_show_json(record.parent / "exp_show.json"))
+        finished = [r for r in shown if (r.metrics.get(EVALUATION) or {}).get("custom")]
+        run = next((r for r in finished if r.kind != "workspace"), None)
+        run = run or next(iter(finished), None)
+        if run is None:
+            continue
+        evaluation = run.metrics[EVALUATION]
+        accuracy = get_dotted(evaluation, "custom.val_folder.accuracy")
+        recipe = (run.params.get("recipes") or {}).get(run.params.get("network"))
+        if accuracy is None or recipe is None:
+            continue
+        images = get_dotted(evaluation, "custom.train.images") or 0
+        batch = recipe["batch_size"]
+        per_image = seconds_per_image(record.parent / "train_custom")
+        lines.append(
+            {
+                "experiment": made["experiment"],
+                "recipe": run.params["network"],
+                "model": recipe["model"],
+                "crop_area_min": recipe["crop_area_min"],
+                "optimizer": recipe["optimizer"],
+                "learn_rate": recipe["learn_rate"],
+                "input_side": get_dotted(run.params, "data.input_size"),
+                "epochs": get_dotted(evaluation, "custom.epochs_run"),
+                "seed": run.params.get("seed"),
+                "val_folder_accuracy": accuracy,
+                "imagenet_val_accuracy": get_dotted(
+                    evaluation, "custom.val_folder_imagenet_val.accuracy"
+                ),
+                "precision": get_dotted(evaluation, "custom.precision"),
+                "wall_minutes": made["wall_seconds"] / 60,
+                # each epoch's images (the last partial batch dropped) / its images/s
+                "train_minutes": per_image * (images - images % batch) / 60 if per_image else None,
+                "commit": made["commit"][:7],
+            }
+        )
     if not lines:
         raise UserError(f"{folder}: no finished recipe run (run.json and exp_show.json)")
     return pd.DataFrame(lines).sort_values(["epochs", "experiment"])
@@ -94,6 +94,12 @@ def collect(folder: Path) -> pd.DataFrame:
 
 def _same(a: object, b: object) -> bool:
     return a == b or (pd.isna(a) and pd.isna(b))
+
+
+def _shown(key: str, value: object) -> str:
+    if key == "crop_area_min" and pd.isna(value):
+        return "null (the report's scale/shift augmentation)"
+    return str(value)
 
 
 def markdown(runs: pd.DataFrame, machine: str) -> str:
@@ -151,7 +157,7 @@ def markdown(runs: pd.DataFrame, machine: str) -> str:
         if same.empty:
             continue
         changed = [
-            f"{COMPARED[key]} {base[key]} -> {r[key]}"
+            f"{key} {_shown(key, base[key])} -> {_shown(key, r[key])}"
             for key in COMPARED
             if not _same(r[key], base[key])
         ]

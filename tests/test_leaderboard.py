@@ -1,0 +1,86 @@
+"""The 128-px recipe's results beside the report and fastai's leaderboard
+(python -m imagenette_repro.leaderboard)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from imagenette_repro import leaderboard
+from imagenette_repro.experiments import apply_overrides
+
+from .conftest import ROOT
+
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def write_run(folder: Path, name: str, seed: int, epochs: int, accuracy: float, *sets: str):
+    """A run's record as scripts/recorded_exp_run.sh leaves it: run.json, machine.json,
+    `dvc exp show --json --rev` (workspace and the experiment's row), dvclive's curve."""
+    params = apply_overrides(
+        PARAMS,
+        ["network=imagenette_128", "data.input_size=128", f"seed={seed}", *sets],
+    )
+    evaluation = {
+        "custom": {
+            "epochs_run": epochs,
+            "precision": "bf16",
+            "train": {"images": 9469},
+            "val_folder": {"accuracy": accuracy, "images": 3925},
+            "val_folder_imagenet_val": {"accuracy": accuracy + 0.01, "images": 134},
+        }
+    }
+    data = {
+        "params": {"params.yaml": {"data": params}},
+        "metrics": {"metrics/evaluation.json": {"data": evaluation}},
+    }
+    run = folder / name
+    curve = run / "train_custom" / "plots" / "metrics" / "train"
+    curve.mkdir(parents=True)
+    curve.joinpath("images_per_s.tsv").write_text(
+        "step\timages_per_s\n" + "".join(f"{e}\t98.0\n" for e in range(epochs))
+    )
+    shown = [
+        {"rev": "workspace", "name": None, "data": data, "error": None, "experiments": None},
+        {"rev": "c" * 40, "name": None, "data": data, "error": None, "experiments": None},
+    ]
+    (run / "exp_show.json").write_text(json.dumps(shown))
+    (run / "machine.json").write_text(json.dumps({"cpu": "AMD EPYC (family 26, model 2)"}))
+    record = {"experiment": name, "commit": "d" * 40, "wall_seconds": 600 * epochs // 5}
+    (run / "run.json").write_text(json.dumps(record))
+
+
+def test_the_seeds_are_summarised_and_each_variant_set_against_its_seed(tmp_path):
+    for seed, accuracy in ((42, 0.86), (43, 0.87), (44, 0.85)):
+        write_run(tmp_path, f"imagenette_128-05ep-seed{seed}", seed, 5, accuracy)
+    write_run(
+        tmp_path,
+        "imagenette_128-affine-05ep-seed42",
+        42,
+        5,
+        0.80,
+        "recipes.imagenette_128.crop_area_min=null",
+    )
+    write_run(tmp_path, "imagenette_128-20ep-seed42", 42, 20, 0.92)
+    assert leaderboard.main(["--runs", str(tmp_path)]) == 0
+    text = (tmp_path / "beyond_the_report.md").read_text()
+    rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
+    assert "84.82%" in rows["| the report's best row, network_84_8153 (MATLAB, GPU)"]
+    five = rows["| this recipe (resnet26d), 3 seeds"]
+    assert "| 5 | 86.00% +- 1.00% | 87.00% | 10, 10, 10 |" in five
+    assert "| 20 | 92.00% | 93.00% | 40 |" in rows["| this recipe (resnet26d), 1 seed"]
+    change = next(line for line in text.splitlines() if line.startswith("| crop_area_min"))
+    assert "0.35 -> null (the report's scale/shift augmentation) | 5 | 42 |" in change
+    assert change.endswith("| 86.00% | 80.00% | -6.00 pp |")
+    runs = (tmp_path / "runs.csv").read_text().splitlines()
+    assert len(runs) == 6 and runs[0].startswith("experiment,recipe,model")
+    # 9,408 images an epoch (147 batches of 64) at 98 img/s: 1.6 min an epoch.
+    assert leaderboard.collect(tmp_path)["train_minutes"].iloc[0] == pytest.approx(8.0)
+
+
+def test_a_folder_without_recipe_runs_is_named(tmp_path, capsys):
+    assert leaderboard.main(["--runs", str(tmp_path)]) == 2
+    assert str(tmp_path) in capsys.readouterr().err
