@@ -86,6 +86,14 @@ def test_the_command_prints_dvc_arguments(tmp_path):
     assert sets["data.archive"] == str(tmp_path / "other.tgz")
     assert sets["data.md5"] == "null" and sets["seed"] == "43"
     assert sets["network"] == "imagenette_128" and sets["data.input_size"] == "128"
+    real = overrides(["real-images"])
+    same = subprocess.run(
+        [*command, "--archive", str(tmp_path / Path(real["data.archive"]).name)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert f"data.md5={real['data.md5']}" in same  # the same archive elsewhere: still checked
     failed = subprocess.run(command[:-1] + ["nope"], capture_output=True, text=True)
     assert failed.returncode == 2 and "no profile 'nope'" in failed.stderr
 

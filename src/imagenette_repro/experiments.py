@@ -165,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
         "--absolute", action="store_true", help="the archive path absolute (queued runs)"
     )
     parser.add_argument("--archive", help="another archive than the profiles' (data.archive)")
-    parser.add_argument("--md5", help="its md5 (data.md5; default with --archive: unchecked)")
+    parser.add_argument(
+        "--md5", help="its md5 (data.md5; with another --archive than the profiles': unchecked)"
+    )
     args = parser.parse_args(argv)
     try:
         values = overrides(args.names, absolute_to=ROOT if args.absolute else None)
@@ -174,8 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.archive:
         archive = Path(args.archive)
+        # The profiles' archive by another path keeps its md5; another archive is unchecked.
+        if archive.name != Path(str(values.get("data.archive", ""))).name:
+            values["data.md5"] = None
         values["data.archive"] = str(archive.resolve()) if args.absolute else args.archive
-        values["data.md5"] = None
     if args.md5:
         values["data.md5"] = args.md5
     for item in args.set:
