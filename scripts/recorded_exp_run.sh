@@ -37,8 +37,9 @@ cp metrics/evaluation.json "$out/evaluation.json"
 rm -rf "$out/train_custom" && cp -r metrics/train_custom "$out/train_custom" # dvclive curves
 python - "$out/run.json" "$name" "$commit" "$seconds" "$script" "${command[*]}" <<'PY'
 import json, sys
+from imagenette_repro.stage_io import write_json
 path, name, commit, seconds, script, command = sys.argv[1:]
-json.dump({"experiment": name, "commit": commit, "wall_seconds": int(seconds),
-           "command": command, "script": script}, open(path, "w"), indent=2)
+write_json(path, {"experiment": name, "commit": commit, "wall_seconds": int(seconds),
+                  "command": command, "script": script})  # written last: the run is done
 PY
 echo "$name: $seconds s; record in $out"
