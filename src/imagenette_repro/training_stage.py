@@ -1,5 +1,5 @@
-"""What both training stages share (train_custom, finetune_googlenet): the training and
-validation sets from the array store, and one fit-then-save."""
+"""What the stages that run networks share (train_custom, finetune_googlenet, evaluate):
+torch set-up from params, the array store, and one fit-then-save for both train stages."""
 
 from __future__ import annotations
 
