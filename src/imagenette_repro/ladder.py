@@ -107,11 +107,16 @@ class Trend:
             place = "inside"
         else:
             place = "above" if REPORT_ACCURACY > self.high else "below"
+        # An accuracy lies in [0, 100%]: the interval is shown cut there, its width said.
+        low, high = max(self.low, 0.0), min(self.high, 1.0)
+        cut = " cut at 100%" if high < self.high else ""
         return (
             f"{INIT_NAMES.get(self.init, self.init)}: the fit over {self.n} sides {where} "
-            f"(95% prediction interval {100 * self.low:.1f}-{100 * self.high:.1f}%); the "
-            f"report's {100 * REPORT_ACCURACY:.2f}% lies {place} it, {abs(gap):.1f} pp "
-            f"{'above' if gap > 0 else 'below'} the prediction."
+            f"(95% prediction interval {100 * low:.1f}-{100 * high:.1f}%{cut}, "
+            f"+-{50 * (self.high - self.low):.1f} pp with {self.n - 2} degree"
+            f"{'s' * (self.n != 3)} of freedom); the report's {100 * REPORT_ACCURACY:.2f}% "
+            f"lies {place} it, {abs(gap):.1f} pp {'above' if gap > 0 else 'below'} the "
+            "prediction."
         )
 
 
@@ -183,9 +188,10 @@ def plot(points: pd.DataFrame, trends: list[Trend], path: Path) -> None:
             ax.plot(sides, [100 * trend.at(s) for s in sides], "--", color=colour, lw=1,
                     label=f"{INIT_NAMES.get(init, init)}: fit on ln(side)")  # fmt: skip
             if trend.low is not None:
+                low, high = max(trend.low, 0.0), min(trend.high, 1.0)  # an accuracy's range
                 ax.errorbar([REPORT_SIDE], [100 * trend.predicted], color=colour, capsize=4,
-                            yerr=[[100 * (trend.predicted - trend.low)],
-                                  [100 * (trend.high - trend.predicted)]])  # fmt: skip
+                            yerr=[[100 * (trend.predicted - low)],
+                                  [100 * (high - trend.predicted)]])  # fmt: skip
     ax.plot([REPORT_SIDE], [100 * REPORT_ACCURACY], "*", color="black", ms=12,
             label="the report (224 px, MATLAB R2018b)")  # fmt: skip
     ax.set_xscale("log")
