@@ -47,12 +47,7 @@ from imagenette_repro.data import list_images, write_array_store
 from imagenette_repro.experiments import commit, overrides, scratch_copy, write_params
 from imagenette_repro.machine import machine_info
 from imagenette_repro.models import build_custom_network
-from imagenette_repro.params import (
-    PRECISIONS,
-    ROW_COLUMNS,
-    architecture_name,
-    load_params,
-)
+from imagenette_repro.params import PRECISIONS, ROW_COLUMNS, Params, load_params
 from imagenette_repro.runtime import Runtime, pick_device
 from imagenette_repro.training import (
     TrainConfig,
@@ -139,16 +134,15 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def build_model(params: dict, network: str, size: int) -> nn.Module:
-    layers = params["architectures"][architecture_name(params, network)]
-    return build_custom_network(layers, size, 10, params["train"]["init"], network)
+def build_model(params: Params, network: str, size: int) -> nn.Module:
+    return build_custom_network(params.layer_list(network), size, 10, params.train.init, network)
 
 
-def train_config(params: dict, network: str, size: int, batch: int, epochs: int) -> TrainConfig:
+def train_config(params: Params, network: str, size: int, batch: int, epochs: int) -> TrainConfig:
     """train_custom's settings for a report row, with augmentation on, no early stopping."""
-    row = {key: params["report_rows"][network][key] for key in ROW_COLUMNS}
+    row = {key: getattr(params.report_rows[network], key) for key in ROW_COLUMNS}
     return replace(
-        report_row_training({**params, **row, "network": network}, size),
+        report_row_training(params.model_copy(update={**row, "network": network}), size),
         batch_size=batch,
         max_epochs=epochs,
         patience=None,
@@ -174,7 +168,7 @@ def warm_up(model: nn.Module, data: ImageSet, config: TrainConfig, device, runti
 
 def project_epoch(params, args, size, data: ImageSet, device, runtime: Runtime) -> dict:
     """One epoch of training.fit over `data` (a tiny validation set), as train_custom runs."""
-    torch.manual_seed(params["seed"])
+    torch.manual_seed(params.seed)
     model = build_model(params, args.network, size)
     model[0].mean.copy_(mean_image(data.images))
     epochs = 2 if runtime.compile else 1  # with compile, the first epoch compiles
@@ -191,7 +185,7 @@ def project_epoch(params, args, size, data: ImageSet, device, runtime: Runtime) 
 
 def bare_step(params, args, size, data: ImageSet, device, runtime: Runtime, batches: int):
     """train_step alone on one batch already on the device (no data work at all)."""
-    torch.manual_seed(params["seed"])
+    torch.manual_seed(params.seed)
     model = build_model(params, args.network, size).to(device, memory_format=runtime.memory_format)
     config = train_config(params, args.network, size, args.batch_size, 1)
     optimizer = make_optimizer(parameter_groups(model, config), config)
@@ -234,18 +228,16 @@ def plain_baseline(params, args, size, folder: Path, device, batches: int) -> di
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
-    train = params["train"]
-    report_size = parse_layer(
-        params["architectures"][architecture_name(params, args.network)][0]
-    ).size
-    shift = train["translation_px"] / report_size  # a fraction of the side, at any size
+    train = params.train
+    report_size = parse_layer(params.layer_list(args.network)[0]).size
+    shift = train.translation_px / report_size  # a fraction of the side, at any size
     steps = [
         transforms.Resize((size, size)),
         transforms.RandomAffine(
-            degrees=0, translate=(shift, shift), scale=(train["scale_min"], train["scale_max"])
+            degrees=0, translate=(shift, shift), scale=(train.scale_min, train.scale_max)
         ),
     ]
-    if train["reflection"]:
+    if train.reflection:
         steps.append(transforms.RandomHorizontalFlip())
     dataset = datasets.ImageFolder(
         folder, transform=transforms.Compose([*steps, transforms.ToTensor()])
@@ -258,13 +250,13 @@ def plain_baseline(params, args, size, folder: Path, device, batches: int) -> di
         drop_last=True,
         pin_memory=device.type == "cuda",
     )
-    torch.manual_seed(params["seed"])
+    torch.manual_seed(params.seed)
     model = build_model(params, args.network, size).to(device)
     optimizer = torch.optim.SGD(
         model.parameters(),
-        lr=params["learn_rate"],
-        momentum=train["momentum"],
-        weight_decay=train["l2_regularization"],
+        lr=params.learn_rate,
+        momentum=train.momentum,
+        weight_decay=train.l2_regularization,
     )
     criterion = nn.CrossEntropyLoss()
 
@@ -428,9 +420,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def resolve_runtime(params: dict, args, device: torch.device) -> Runtime:
-    settings = params["runtime"]
-    precision = args.precision or settings["precision"]
+def resolve_runtime(params: Params, args, device: torch.device) -> Runtime:
+    settings = params.runtime
+    precision = args.precision or settings.precision
     if precision == "auto":
         precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
 
@@ -438,10 +430,10 @@ def resolve_runtime(params: dict, args, device: torch.device) -> Runtime:
         return default if value is None else value == "true"
 
     return Runtime(
-        channels_last=flag(args.channels_last, settings["channels_last"]),
+        channels_last=flag(args.channels_last, settings.channels_last),
         precision=precision,
-        compile=flag(args.compile, settings["compile"]),
-        data_on_device=settings["data_on_device"],
+        compile=flag(args.compile, settings.compile),
+        data_on_device=settings.data_on_device,
     )
 
 
@@ -456,16 +448,16 @@ def main(argv: list[str] | None = None) -> dict:
         args.workers = min(args.workers or 1, 1)
         args.dvc_epochs = 1
     args.sizes = args.sizes or [32, 64, 224]
-    args.batch_size = args.batch_size or params["train"]["batch_size"]
+    args.batch_size = args.batch_size or params.train.batch_size
     archive = args.archive or SAMPLE
     if not archive.is_file():
         raise SystemExit(f"{archive}: no such archive")
-    threads = args.threads if args.threads is not None else params["runtime"]["num_threads"]
+    threads = args.threads if args.threads is not None else params.runtime.num_threads
     if threads > 0:
         torch.set_num_threads(threads)
-    device = pick_device(args.device or params["runtime"]["device"])
+    device = pick_device(args.device or params.runtime.device)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = params["runtime"]["cudnn_benchmark"]
+        torch.backends.cudnn.benchmark = params.runtime.cudnn_benchmark
     runtime = resolve_runtime(params, args, device)
     started = time.perf_counter()
     report = {
@@ -496,7 +488,7 @@ def main(argv: list[str] | None = None) -> dict:
         tmp = Path(tmp)
         log(f"extracting {archive}")
         root = extract(archive, tmp / "raw")
-        paths, labels, distinct = chosen_images(root, need, params["seed"])
+        paths, labels, distinct = chosen_images(root, need, params.seed)
         report["distinct_images"] = distinct
         for size in args.sizes:
             batches = args.batches or EPOCH_BATCHES.get(size, 10)

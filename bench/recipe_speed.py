@@ -54,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    params = load_params(ROOT / "params.yaml")
-    params["network"] = args.recipe
+    params = load_params(ROOT / "params.yaml").model_copy(update={"network": args.recipe})
     config = replace(custom_training(params, args.side), batch_size=args.batch)
     device = torch.device("cpu")
     runtime = Runtime(channels_last=True, precision=auto_precision(device))

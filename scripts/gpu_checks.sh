@@ -10,8 +10,7 @@
 #   [JOBS=3] [BENCH_LIMIT=540] [REPORT_LIMIT=0] bash scripts/gpu_checks.sh [bench|report|all]
 #
 # Everything lands in $OUT (default results/gpu-checks), at most 8 files: benchmark.json,
-# benchmark.md, timings.json, gpu_checks.log, report/report_comparison.{csv,md},
-# report/report_conclusions.md, report/report_comparison.png.
+# benchmark.md, timings.json, gpu_checks.log, report/report_comparison.{csv,md,png}.
 # Data: $ARCHIVE, else imagenette2-224.tgz under shared/data or ../shared/data, else a
 # stand-in of the real size made of the embedded sample's JPEGs (bench/standin_archive.py:
 # timings hold, accuracies do not; a remote GPU host that takes at most 64 MiB per command

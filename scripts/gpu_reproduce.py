@@ -15,7 +15,7 @@ that archive, runs the shared stages once, then runs, as DVC experiments through
  5. the other rows by falling report accuracy, while the time limit allows.
 
 After every step it writes what it has to --out (at most 8 files: what the remote host
-returns): exp_show.json, report_comparison.{md,csv}, report_conclusions.md, timings.json,
+returns): exp_show.json, report_comparison.{md,csv}, timings.json,
 benchmark.{json,md}, and gpu_reproduce.log (by the .sh). A step that would not finish
 before --limit is skipped; one still running at the limit is stopped. GoogLeNet: from
 --googlenet-weights when given, else one cheap epoch from random init (not the report's
@@ -42,14 +42,14 @@ import yaml
 
 from imagenette_repro.experiments import apply_overrides, overrides
 from imagenette_repro.files import replacing
-from imagenette_repro.params import network_input_size
+from imagenette_repro.params import Params, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
 HEADLINE = "network_84_8153"
 REAL_ARCHIVE = "imagenette2-224.tgz"
 REAL_MD5 = overrides(["real-images"])["data.md5"]  # experiments.yaml
-RESULT_FILES = ("report_comparison.md", "report_comparison.csv", "report_conclusions.md")
+RESULT_FILES = ("report_comparison.md", "report_comparison.csv")
 RESERVE_S = 20  # kept back at the end for writing the results
 
 
@@ -62,7 +62,7 @@ class Step:
     suffix: str = ""
 
 
-def plan(params: dict) -> list[Step]:
+def plan(params: Params) -> list[Step]:
     """The steps in order of value (module docstring)."""
     steps = [
         Step(HEADLINE, "the headline row at the report's settings", HEADLINE),
@@ -86,8 +86,8 @@ def plan(params: dict) -> list[Step]:
         Step("benchmark", "whole-epoch img/s vs the plain baseline; the step's share of peak"),
     ]
     done = {step.row for step in steps if step.row and not step.overrides}
-    rows = params["report_rows"]
-    rest = sorted((r for r in rows if r not in done), key=lambda r: -rows[r]["accuracy"])
+    rows = params.report_rows
+    rest = sorted((r for r in rows if r not in done), key=lambda r: -rows[r].accuracy)
     return steps + [Step(r, "a further row, by falling report accuracy", r) for r in rest]
 
 
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     project = make_project(work, changes + args.sets)
     if isinstance(weights_file, Path):
         shutil.copyfile(weights_file, project / weights)
-    params = yaml.safe_load((project / "params.yaml").read_text())
+    params = load_params(project / "params.yaml")
     timings = {
         "device": device,
         "torch": torch.__version__,
@@ -346,9 +346,9 @@ def main(argv: list[str] | None = None) -> int:
             command += [str(args.out), *shlex.split(args.bench_args)]
             rc = run(command, ROOT, budget)
         else:
-            size = network_input_size(apply_overrides(params, list(step.overrides)), step.row)
+            size = params.network_input_size(step.row)
             if "data.input_size" in " ".join(args.sets):
-                size = params["data"]["input_size"]
+                size = params.data.input_size
             estimate = per_pixel * (size / 224) ** 2 if per_pixel else 0
             if not fits(left, estimate):
                 log(f"skip {step.name}: {left:.0f} s left, it takes about {estimate:.0f} s")

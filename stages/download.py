@@ -11,9 +11,7 @@ def main() -> None:
     paths = stage_paths(__doc__, "out", "info")
     params = load_params()  # every key is checked here, before anything is downloaded
     # The class folders are checked before the extracted folder is moved into place.
-    info = download_dataset(
-        params["data"]["archive"], params["data"]["md5"], paths.out, check=layout_problem
-    )
+    info = download_dataset(params.data.archive, params.data.md5, paths.out, check=layout_problem)
     write_json(paths.info, info)
     print(
         f"{paths.out}: {info['train_images']} train / {info['val_images']} val images "

@@ -10,6 +10,7 @@ import torch
 from imagenette_repro.architecture import parse_layer
 from imagenette_repro.batches import load_store
 from imagenette_repro.evaluation import CONFUSION_SETS, evaluate_model
+from imagenette_repro.model_record import ModelRecord
 from imagenette_repro.params import load_params
 from imagenette_repro.report_settings import (
     custom_differences,
@@ -20,22 +21,22 @@ from imagenette_repro.saved import load_model
 from imagenette_repro.stage_io import run, stage_paths, write_json
 
 
-def custom_run(meta: dict, data: dict) -> dict:
-    """What report_settings.custom_differences reads, from a custom model's meta."""
-    config = meta["train_config"]
-    kind = meta["kind"]
+def custom_run(record: ModelRecord, data: dict) -> dict:
+    """What report_settings.custom_differences reads, from a custom model's record."""
+    config = record.train_config
+    kind = record.kind
     return {
-        "network": meta["network"],
+        "network": record.network,
         "kind": kind,
-        "input_size": meta["input_size"],
-        "own_input_size": parse_layer(meta["layers"][0]).size if kind == "custom" else None,
+        "input_size": record.input_size,
+        "own_input_size": parse_layer(record.layers[0]).size if kind == "custom" else None,
         "max_epochs": config["max_epochs"],
         "batch_size": config["batch_size"],
-        "init": meta.get("init"),
-        "dropout": meta.get("dropout", True),
+        "init": record.init,
+        "dropout": record.dropout,
         "patience_on": config["patience_on"] if config["patience"] is not None else None,
         "keep": config["keep"],
-        "row_params": meta.get("row_params"),
+        "row_params": record.row_params,
         **data,
     }
 
@@ -56,39 +57,39 @@ def main() -> None:
     }
     results, per_class = {}, {}
     for name, path in (("custom", paths.custom), ("googlenet", paths.googlenet)):
-        model, meta = load_model(path)
+        model, record = load_model(path)
         summary, classes, pairs = evaluate_model(
             model, store, index, device, runtime, label=f"evaluate {name}"
         )
         for set_name in CONFUSION_SETS:
             write_json(paths.metrics / "confusion" / f"{name}_{set_name}.json", pairs[set_name])
         info = {
-            "input_size": meta["input_size"],
-            "kept_weights": meta["kept_weights"],
-            "kept_epoch": meta["kept_epoch"],
-            "epochs_run": meta["epochs_run"],
-            "stopped_early": meta["stopped_early"],
-            "best_valid_loss_epoch": meta["best_valid_loss_epoch"],
-            "best_valid_accuracy_epoch": meta["best_valid_accuracy_epoch"],
-            "precision": meta.get("precision", "fp32"),  # of the training step (autocast)
+            "input_size": record.input_size,
+            "kept_weights": record.kept_weights,
+            "kept_epoch": record.kept_epoch,
+            "epochs_run": record.epochs_run,
+            "stopped_early": record.stopped_early,
+            "best_valid_loss_epoch": record.best_valid_loss_epoch,
+            "best_valid_accuracy_epoch": record.best_valid_accuracy_epoch,
+            "precision": record.precision,  # of the training step (autocast)
             **summary,
         }
         if name == "custom":
-            settings, columns = custom_differences(custom_run(meta, data), params["report_rows"])
+            settings, columns = custom_differences(custom_run(record, data), params.report_rows)
             info.update(
-                network=meta["network"],
-                architecture=meta["architecture"],
-                architecture_from_report=meta["architecture"] == meta["network"],
+                network=record.network,
+                architecture=record.architecture,
+                architecture_from_report=record.architecture == record.network,
             )
-            row = params["report_rows"].get(meta["network"])
-            report_accuracy = row["accuracy"] if row else None
+            row = params.report_rows.get(record.network)
+            report_accuracy = row.accuracy if row else None
         else:
-            config = meta["train_config"]
+            config = record.train_config
             settings = googlenet_differences(
                 {
-                    "model": meta.get("model", "googlenet"),
-                    "pretrained": meta["pretrained"],
-                    "input_size": meta["input_size"],
+                    "model": record.model,
+                    "pretrained": record.pretrained,
+                    "input_size": record.input_size,
                     "max_epochs": config["max_epochs"],
                     "batch_size": config["batch_size"],
                     "keep": config["keep"],
@@ -97,14 +98,14 @@ def main() -> None:
             )
             columns = []
             info.update(
-                model=meta.get("model", "googlenet"),
-                weights=meta["weights"],
-                weights_sha256=meta.get("weights_sha256"),
-                pretrained=meta["pretrained"],
+                model=record.model,
+                weights=record.weights,
+                weights_sha256=record.weights_sha256,
+                pretrained=record.pretrained,
             )
-            if meta.get("zero_shot"):  # the ImageNet classifier before fine-tuning
-                info["zero_shot"] = meta["zero_shot"]
-            report_accuracy = params["report_googlenet_accuracy"]
+            if record.zero_shot:  # the ImageNet classifier before fine-tuning
+                info["zero_shot"] = record.zero_shot
+            report_accuracy = params.report_googlenet_accuracy
         # Compared with the published accuracy only at the report's settings. Strings, not
         # lists: `dvc exp show` leaves lists out of metrics.
         is_row = not settings and not columns

@@ -22,10 +22,10 @@ def main() -> None:
         made_by = f" (made by stage {stage}: dvc repro {stage})" if stage else ""
         raise ExportError(f"{path}: missing{made_by}")
     try:
-        model, meta = load_model(path)
+        model, record = load_model(path)
     except Exception as err:  # torch.load and rebuilding raise many types
         raise ExportError(f"{path}: not a model saved by the pipeline: {err}") from None
-    result = export_model(model, meta, out, name)
+    result = export_model(model, record, out, name)
     onnx = result["onnx"]
     print(
         f"{name}: {out}/{result['torchscript']['file']} (max probability difference "
@@ -39,7 +39,7 @@ def main() -> None:
         "model": name,
         "source": str(path),
         "source_sha256": file_sha256(path),
-        **description(meta),
+        **description(record),
         **result,
         "versions": {
             "torch": torch.__version__,

@@ -49,7 +49,7 @@ def main() -> None:
         __doc__, "pretrained", "store", "split_index", "model", "metrics", "checkpoint"
     )
     params = load_params()
-    settings = params["googlenet"]
+    settings = params.googlenet
     device = setup_torch(params, training=True)
     runtime = runtime_settings(params, device)
     source = json.loads((paths.pretrained / "source.json").read_text())
@@ -64,8 +64,8 @@ def main() -> None:
             + ", ".join(f"{s} {m['accuracy']:.4f} ({m['images']})" for s, m in measured.items())
         )
     replace_classifier(model, name)
-    frozen = freeze_through(model, settings["freeze_through"])
-    batch = ("googlenet.batch_size", settings["batch_size"])
+    frozen = freeze_through(model, settings.freeze_through)
+    batch = ("googlenet.batch_size", settings.batch_size)
     train, valid, data_hash = load_training_data(
         paths.store, paths.split_index, *batch, (store, index)
     )

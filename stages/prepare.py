@@ -11,11 +11,11 @@ from imagenette_repro.stage_io import run, stage_paths, write_json
 def main() -> None:
     paths = stage_paths(__doc__, "raw", "out")
     params = load_params()
-    size = params["data"]["input_size"]
+    size = params.data.input_size
     raw, out = paths.raw, paths.out
     out.mkdir(parents=True, exist_ok=True)
     kept, bad = write_array_store(
-        raw, list_images(raw), size, out / "images.npy", params["data"]["skip_bad_images"]
+        raw, list_images(raw), size, out / "images.npy", params.data.skip_bad_images
     )
     with replacing(out / "index.csv") as tmp:
         kept.to_csv(tmp, index=False)

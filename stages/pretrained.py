@@ -36,7 +36,7 @@ def check_watched(path: Path, watched: Path) -> None:
 def main() -> None:
     paths = stage_paths(__doc__, "weights_dir", "out")
     params = load_params()
-    model, weights = params["googlenet"]["model"], params["googlenet"]["weights"]
+    model, weights = params.googlenet.model, params.googlenet.weights
     path, source = weights_source(model, weights)
     if weights not in ("imagenet", "none"):
         check_watched(path, paths.weights_dir)

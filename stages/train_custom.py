@@ -6,74 +6,66 @@ from imagenette_repro.architecture import without_dropout
 from imagenette_repro.batches import ImageSet, mean_image
 from imagenette_repro.classes import WNIDS
 from imagenette_repro.models import build_custom_network, build_timm_network
-from imagenette_repro.params import (
-    ROW_COLUMNS,
-    ParamsError,
-    architecture_name,
-    layer_list,
-    load_params,
-)
+from imagenette_repro.params import Params, ParamsError, load_params
 from imagenette_repro.runtime import runtime_settings, setup_torch
 from imagenette_repro.stage_io import run, stage_paths
 from imagenette_repro.training_settings import custom_training
 from imagenette_repro.training_stage import load_training_data, train_and_save
 
 
-def recipe_network(params: dict, train: ImageSet, data_hash: str):
+def recipe_network(params: Params, train: ImageSet, data_hash: str):
     """A modern recipe's timm model, fingerprint parts and model meta."""
-    name = params["network"]
-    recipe = params["recipes"][name]
+    name, recipe = params.network, params.recipe
     try:
-        model = build_timm_network(recipe["model"], recipe["stem_stride"], len(WNIDS))
+        model = build_timm_network(recipe.model, recipe.stem_stride, len(WNIDS))
     except ValueError as err:
         raise ParamsError(f"params.yaml: 'recipes.{name}': {err}") from None
+    settings = recipe.model_dump()
     meta = {
         "kind": "timm",
         "network": name,
-        "architecture": f"timm:{recipe['model']}",
-        "timm_model": recipe["model"],
-        "stem_stride": recipe["stem_stride"],
+        "architecture": f"timm:{recipe.model}",
+        "timm_model": recipe.model,
+        "stem_stride": recipe.stem_stride,
         "normalization": "ImageNet mean and std, inside the model",
-        "recipe": recipe,
+        "recipe": settings,
     }
-    return model, (recipe, data_hash), meta
+    return model, (settings, data_hash), meta
 
 
-def report_network(params: dict, train: ImageSet, data_hash: str):
+def report_network(params: Params, train: ImageSet, data_hash: str):
     """The report's network `network` (its layer list), fingerprint parts and model
     meta."""
     input_size = train.images.shape[1]
-    layers = layer_list(params)
-    if not params["train"]["dropout"]:
+    layers = params.layer_list()
+    if not params.train.dropout:
         layers = without_dropout(layers)
-    model = build_custom_network(
-        layers, input_size, len(WNIDS), params["train"]["init"], params["network"]
-    )
+    model = build_custom_network(layers, input_size, len(WNIDS), params.train.init, params.network)
     model[0].mean.copy_(mean_image(train.images))  # MATLAB's "zerocenter"
     meta = {
         "kind": "custom",
-        "network": params["network"],
-        "architecture": architecture_name(params),
+        "network": params.network,
+        "architecture": params.architecture_name(),
         "layers": layers,
         "normalization": "zerocenter: the training images' mean image, inside the model",
-        "row_params": {key: params[key] for key in ROW_COLUMNS},
-        "init": params["train"]["init"],
-        "dropout": params["train"]["dropout"],
+        "row_params": params.row_columns,
+        "init": params.train.init,
+        "dropout": params.train.dropout,
     }
-    return model, (layers, params["train"]["init"], data_hash), meta
+    return model, (layers, params.train.init, data_hash), meta
 
 
 def main() -> None:
     paths = stage_paths(__doc__, "store", "split_index", "model", "metrics", "checkpoint")
     params = load_params()
     device = setup_torch(params, training=True)
-    name = params["network"]
-    if name in params["recipes"]:
+    name = params.network
+    if params.is_recipe:
         build, batch_key = recipe_network, f"recipes.{name}.batch_size"
-        batch_size = params["recipes"][name]["batch_size"]
+        batch_size = params.recipe.batch_size
     else:
         build, batch_key = report_network, "train.batch_size"
-        batch_size = params["train"]["batch_size"]
+        batch_size = params.train.batch_size
     train, valid, data_hash = load_training_data(
         paths.store, paths.split_index, batch_key, batch_size
     )

@@ -15,6 +15,9 @@ import pytest
 import yaml
 from PIL import Image
 
+from imagenette_repro.classes import ENGLISH, WNIDS
+from imagenette_repro.model_record import ModelRecord
+
 from . import scratch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,3 +87,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "project" in getattr(item, "fixturenames", ()) or item.path.stem.endswith("_e2e"):
             item.add_marker(pytest.mark.e2e)
+
+
+def model_record(**fields) -> ModelRecord:
+    """A model's record as a train stage writes it, with a one-epoch training filled in;
+    `fields` give the network's own."""
+    trained = dict(
+        classes=list(WNIDS),
+        class_names=list(ENGLISH),
+        normalization="inside the model",
+        train_config={},
+        kept_weights="final",
+        kept_epoch=1,
+        epochs_run=1,
+        stopped_early=False,
+        best_valid_loss_epoch=1,
+        best_valid_accuracy_epoch=1,
+    )
+    return ModelRecord(**{**trained, **fields})

@@ -61,7 +61,7 @@ def test_stage_writes_both_models_whose_exports_give_the_same_outputs(
             f"{name}.torchscript.pt",
             "manifest.json",
         ]
-        model, meta = load_model(models / f"{name}.pt")
+        model, record = load_model(models / f"{name}.pt")
         info = json.loads((out / "manifest.json").read_text())
         assert info["model"] == name and info["source"] == f"data/models/{name}.pt"
         assert info["input"]["shape"] == ["batch", 3, 32, 32]
@@ -114,13 +114,13 @@ def test_stage_refuses_a_missing_model_with_one_line_naming_it(
 
 
 def test_legacy_exporter_and_a_file_that_does_not_match_is_caught(tmp_path):
-    model, meta = load_model(save_tiny_custom(tmp_path / "custom.pt", seed=0))
-    result = export_model(model, meta, tmp_path / "out", "custom", exporter="legacy")
+    model, record = load_model(save_tiny_custom(tmp_path / "custom.pt", seed=0))
+    result = export_model(model, record, tmp_path / "out", "custom", exporter="legacy")
     assert result["onnx"]["exporter"] == "legacy"
     assert result["onnx"]["max_probability_difference"] < 1e-5
     other, _ = load_model(save_tiny_custom(tmp_path / "other.pt", seed=1))
     with pytest.raises(ExportError, match="custom.torchscript.pt: does not match the original"):
-        verify(other, meta, tmp_path / "out" / "custom.torchscript.pt", run_torchscript)
+        verify(other, record, tmp_path / "out" / "custom.torchscript.pt", run_torchscript)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "custom.onnx",
         "custom.torchscript.pt",

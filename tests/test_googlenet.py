@@ -4,7 +4,7 @@ import pytest
 import torch
 from torchvision.models import googlenet
 
-from imagenette_repro.models import save_model
+from imagenette_repro.model_record import save_model
 from imagenette_repro.pretrained import (
     WeightsError,
     check_hash_in_name,
@@ -16,6 +16,8 @@ from imagenette_repro.pretrained import (
     weights_source,
 )
 from imagenette_repro.saved import load_model
+
+from .conftest import model_record
 
 
 def make_weights_file(folder, name="googlenet"):
@@ -103,17 +105,17 @@ def test_saved_model_reloads_with_the_same_predictions(tmp_path):
     model = imagenet_network("googlenet", read_state(path))
     replace_classifier(model, "googlenet")
     model.eval()
-    meta = {
-        "kind": "googlenet",
-        "network": "googlenet",
-        "model": "googlenet",
-        "input_size": 32,
-        "transform_input": True,
-        "classes": list("abcdefghij"),
-    }
-    save_model(tmp_path / "model.pt", model, meta)
-    loaded, loaded_meta = load_model(tmp_path / "model.pt")
+    record = model_record(
+        kind="googlenet",
+        network="googlenet",
+        model="googlenet",
+        input_size=32,
+        transform_input=True,
+        classes=list("abcdefghij"),
+    )
+    save_model(tmp_path / "model.pt", model, record)
+    loaded, loaded_record = load_model(tmp_path / "model.pt")
     x = torch.rand(3, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
-    assert loaded_meta == meta and loaded[1].transform_input
+    assert loaded_record == record and loaded[1].transform_input

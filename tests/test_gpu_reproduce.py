@@ -98,7 +98,6 @@ def test_the_remote_gpu_run_on_tiny_settings(parts, tmp_path):
         "gpu_reproduce.log",
         "report_comparison.csv",
         "report_comparison.md",
-        "report_conclusions.md",
         "timings.json",
     ]
     timings = json.loads((out / "timings.json").read_text())

@@ -1,12 +1,12 @@
 import pytest
 
-from imagenette_repro.params import ParamsError, architecture_name, validate
+from imagenette_repro.params import ParamsError, validate
 
 
 def test_repository_params_are_valid_and_default_to_the_best_row(params):
-    validate(params)
-    assert params["network"] == "network_84_8153"
-    row = params["report_rows"]["network_84_8153"]
+    checked = validate(params)
+    assert checked.network == "network_84_8153" and not checked.is_recipe
+    row = checked.report_rows["network_84_8153"]
     for key in (
         "optimizer",
         "learn_rate",
@@ -15,14 +15,14 @@ def test_repository_params_are_valid_and_default_to_the_best_row(params):
         "drop_rate_factor",
         "image_augmentation",
     ):
-        assert params[key] == row[key], key
-    assert len(params["report_rows"]) == 15
+        assert checked.row_columns[key] == getattr(row, key) == params[key], key
+    assert len(checked.report_rows) == 15
 
 
 def test_rows_without_a_layer_list_use_the_assumed_architecture(params):
+    checked = validate(params)
     for row in ("network_64_0764", "network_65_6561", "network_71_6943"):
-        params["network"] = row
-        assert architecture_name(params) == "network_75_4395"
+        assert checked.architecture_name(row) == "network_75_4395"
 
 
 @pytest.mark.parametrize(

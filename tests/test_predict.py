@@ -14,14 +14,15 @@ import torch
 from PIL import Image
 
 from imagenette_repro.batches import to_input
-from imagenette_repro.classes import CLASSES, ENGLISH, WNIDS
+from imagenette_repro.classes import CLASSES
 from imagenette_repro.data import decode_image
-from imagenette_repro.models import build_custom_network, save_model
+from imagenette_repro.model_record import save_model
+from imagenette_repro.models import build_custom_network
 from imagenette_repro.predict import classify, main
 from imagenette_repro.pretrained import imagenet_network, replace_classifier
 from imagenette_repro.saved import load_model
 
-from .conftest import ROOT, write_jpeg
+from .conftest import ROOT, model_record, write_jpeg
 
 TINY_LAYERS = [
     "ImageInput, 32x32",
@@ -38,15 +39,8 @@ def save_tiny_custom(path, seed: int = 0):
     torch.manual_seed(seed)
     model = build_custom_network(TINY_LAYERS, 32, name="tiny").eval()
     model[0].mean.fill_(0.45)  # a "zerocenter" mean image, as train_custom sets it
-    meta = {
-        "kind": "custom",
-        "network": "tiny",
-        "layers": TINY_LAYERS,
-        "input_size": 32,
-        "classes": WNIDS,
-        "class_names": ENGLISH,
-    }
-    save_model(path, model, meta)
+    record = model_record(kind="custom", network="tiny", layers=TINY_LAYERS, input_size=32)
+    save_model(path, model, record)
     return path
 
 
@@ -59,18 +53,16 @@ def save_tiny_googlenet(path, seed: int = 0, size: int = 32):
     for module in model.modules():
         if isinstance(module, torch.nn.Conv2d):
             torch.nn.init.kaiming_normal_(module.weight)
-    meta = {
-        "kind": "googlenet",
-        "network": "googlenet",
-        "transform_input": model[1].transform_input,
-        "input_size": size,
-        "classes": WNIDS,
-        "class_names": ENGLISH,
-        "model": "googlenet",
-        "weights": "none",
-        "pretrained": False,
-    }
-    save_model(path, model.eval(), meta)
+    record = model_record(
+        kind="googlenet",
+        network="googlenet",
+        transform_input=model[1].transform_input,
+        input_size=size,
+        model="googlenet",
+        weights="none",
+        pretrained=False,
+    )
+    save_model(path, model.eval(), record)
     return path
 
 
@@ -187,10 +179,10 @@ def test_googlenet_predictions_equal_its_own_and_batches_keep_the_order(tmp_path
     files = [tmp_path / f"{i}.jpg" for i in range(5)]
     for i, file in enumerate(files):
         write_jpeg(file, i, size=48)
-    model, meta = load_model(model_path)
+    model, record = load_model(model_path)
     forwards = []
     model.register_forward_hook(lambda module, args, out: forwards.append(len(args[0])))
-    results = list(classify(model, meta, files, top=4, batch_size=2))
+    results = list(classify(model, record, files, top=4, batch_size=2))
     assert forwards == [2, 2, 1]  # batched, not one forward per image
     assert [r["path"] for r in results] == [str(f) for f in files]
     for result, row in zip(results, own_probabilities(model, files, 32), strict=True):

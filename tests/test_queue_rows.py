@@ -1,7 +1,7 @@
 import pytest
 
 from imagenette_repro.experiments import apply_overrides
-from imagenette_repro.params import ParamsError
+from imagenette_repro.params import ParamsError, validate
 from imagenette_repro.queue_rows import (
     main,
     queue_command,
@@ -24,7 +24,7 @@ def parse_command(command: list[str]) -> tuple[str, dict]:
 def test_every_row_is_queued_with_its_values_from_params(params):
     assert len(params["report_rows"]) == 15
     for row, values in params["report_rows"].items():
-        name, overrides = parse_command(queue_command(params, row))
+        name, overrides = parse_command(queue_command(validate(params), row))
         assert name == row
         assert overrides["network"] == row
         assert overrides["optimizer"] == values["optimizer"]
@@ -50,7 +50,8 @@ def test_every_row_is_queued_with_its_values_from_params(params):
 
 def test_extra_overrides_and_seeds_reach_every_row(params):
     extra = ["data.input_size=32", "train.max_epochs=5"]
-    name, overrides = parse_command(queue_command(params, "network_75_4395", extra, seed=3))
+    command = queue_command(validate(params), "network_75_4395", extra, seed=3)
+    name, overrides = parse_command(command)
     assert name == "network_75_4395-seed3"
     assert overrides["data.input_size"] == "32"
     assert overrides["train.max_epochs"] == "5"
@@ -59,11 +60,11 @@ def test_extra_overrides_and_seeds_reach_every_row(params):
 
 def test_unknown_row_is_named(params):
     with pytest.raises(ParamsError, match="unknown row 'network_1'"):
-        row_overrides(params, "network_1")
+        row_overrides(validate(params), "network_1")
 
 
 def test_overrides_are_applied_as_dvc_would(params):
-    overrides = row_overrides(params, "network_82_828", ["data.input_size=32", "seed=7"])
+    overrides = row_overrides(validate(params), "network_82_828", ["data.input_size=32", "seed=7"])
     applied = apply_overrides(params, overrides)
     assert applied["optimizer"] == "adam" and applied["learn_rate"] == 0.0001
     assert applied["data"]["input_size"] == 32 and applied["seed"] == 7
@@ -74,7 +75,7 @@ def test_overrides_are_applied_as_dvc_would(params):
 
 def test_a_variant_replaces_the_row_value_and_gets_its_own_name(params):
     command = queue_command(
-        params, "network_84_8153", ["image_augmentation=false"], suffix="no-aug"
+        validate(params), "network_84_8153", ["image_augmentation=false"], suffix="no-aug"
     )
     name, overrides = parse_command(command)
     assert name == "network_84_8153-no-aug"

@@ -47,10 +47,6 @@ def test_queue_two_rows_run_them_and_compare(project, sample_url):
         "differs: 32 px, 1 epochs max, batch 20, 200 train + 60 val images"
     }
     assert (repo / "metrics" / "report_comparison.png").stat().st_size > 10_000
-    assert (
-        "3. ADAM ends up worse than SGDM"
-        in (repo / "metrics" / "report_conclusions.md").read_text()
-    )
 
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env, stdout_only=True))
     recorded = {}

@@ -13,15 +13,16 @@ import pytest
 import torch
 import yaml
 
-from imagenette_repro.comparison import comparison_table, conclusions, experiments_from_dvc
-from imagenette_repro.models import build_timm_network, save_model
+from imagenette_repro.comparison import comparison_table, experiments_from_dvc
+from imagenette_repro.model_record import save_model
+from imagenette_repro.models import build_timm_network
 from imagenette_repro.params import ParamsError, validate
 from imagenette_repro.queue_rows import row_overrides
 from imagenette_repro.saved import load_model
 from imagenette_repro.training import TrainConfig, fit, make_scheduler
 from imagenette_repro.training_settings import recipe_training
 
-from .conftest import ROOT
+from .conftest import ROOT, model_record
 from .scratch import stage_argv
 from .test_comparison import experiment, shown
 from .test_training import config, dropout_model, tiny_set
@@ -33,7 +34,7 @@ def recipe_config(params: dict, **changes) -> TrainConfig:
     """The modern_resnet recipe's training as train_custom builds it (training_settings),
     made tiny (batch 10, 3 epochs, a 2-px shift) and with Mixup and CutMix on, so that
     their path runs."""
-    built = recipe_training({**params, "network": "modern_resnet"}, SIZE)
+    built = recipe_training(validate({**params, "network": "modern_resnet"}), SIZE)
     tiny = dict(batch_size=10, max_epochs=3, translation=2.0, mixup_alpha=0.2, cutmix_alpha=1.0)
     return replace(built, **{**tiny, **changes})
 
@@ -50,7 +51,8 @@ def timm_model(params: dict) -> torch.nn.Module:
 def test_the_repository_recipe_is_valid_and_selectable(params):
     assert "modern_resnet" in params["recipes"]
     params["network"] = "modern_resnet"
-    validate(params)
+    checked = validate(params)
+    assert checked.is_recipe and checked.recipe.model == "resnet10t"
 
 
 @pytest.mark.parametrize(
@@ -124,13 +126,10 @@ def test_the_stem_stride_keeps_resolution_for_small_inputs():
 
 def test_a_saved_recipe_model_loads_back_the_same(tmp_path, params):
     model = timm_model(params).eval()
-    meta = {
-        "kind": "timm",
-        "timm_model": "resnet10t",
-        "stem_stride": 2,
-        "classes": list("0123456789"),
-    }
-    save_model(tmp_path / "m.pt", model, meta)
+    record = model_record(
+        kind="timm", network="modern_resnet", input_size=SIZE, timm_model="resnet10t", stem_stride=2
+    )
+    save_model(tmp_path / "m.pt", model, record)
     loaded, _ = load_model(tmp_path / "m.pt")
     x = torch.rand(3, 3, SIZE, SIZE)
     assert torch.equal(model(x), loaded(x))
@@ -285,19 +284,21 @@ def test_train_custom_trains_the_recipe_and_saves_a_usable_model(tmp_path, param
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    model, meta = load_model(tmp_path / "data" / "models" / "custom.pt")
-    assert meta["kind"] == "timm" and meta["network"] == "modern_resnet"
-    assert meta["train_config"]["schedule"] == "onecycle" and meta["epochs_run"] == 2
+    model, record = load_model(tmp_path / "data" / "models" / "custom.pt")
+    assert record.kind == "timm" and record.network == "modern_resnet"
+    assert record.train_config["schedule"] == "onecycle" and record.epochs_run == 2
+    assert record.recipe["model"] == "resnet10t" and record.stem_stride == 2
     assert model(torch.rand(2, 3, SIZE, SIZE)).shape == (2, 10)
 
 
 def test_the_recipe_is_queued_as_an_extra_row(params):
-    overrides = row_overrides(params, "modern_resnet", ["data.input_size=32"], seed=3)
+    checked = validate(params)
+    overrides = row_overrides(checked, "modern_resnet", ["data.input_size=32"], seed=3)
     assert overrides == ["network=modern_resnet", "seed=3", "data.input_size=32"]
     # Without a size it takes the report's best row's (network_84_8153: 224 px).
-    assert "data.input_size=224" in row_overrides(params, "modern_resnet")
+    assert "data.input_size=224" in row_overrides(checked, "modern_resnet")
     with pytest.raises(ParamsError, match="unknown row 'resnet'.*modern_resnet"):
-        row_overrides(params, "resnet")
+        row_overrides(checked, "resnet")
 
 
 def test_the_report_table_shows_the_recipe_beside_the_rows(params):
@@ -310,11 +311,9 @@ def test_the_report_table_shows_the_recipe_beside_the_rows(params):
         experiment("b", params, "network_82_828", "adam", True, 0.52, train=0.55),
         modern,
     ]
-    table = comparison_table(experiments_from_dvc(shown(*revs)), params)
+    table = comparison_table(experiments_from_dvc(shown(*revs)), validate(params))
     line = table[table["network"] == "modern_resnet"].iloc[0]
     assert line["settings"] == "differs: 32 px"
     assert line["optimizer"] == "adamw" and not line["is_report_row"]
     assert line["model"] == "timm:resnet10t" and pd.isna(line["report_accuracy"])
     assert table["settings"].nunique() == 1  # one group: beside the report's rows
-    found = conclusions(table, params)  # from the report's networks only
-    assert all("modern_resnet" not in c["evidence"] for c in found)

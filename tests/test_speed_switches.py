@@ -51,9 +51,9 @@ def test_missing_runtime_switch_is_named(params):
 
 
 def test_repository_defaults_choose_the_precision_and_do_not_compile(params):
-    runtime = validate(params)["runtime"]
-    assert runtime["precision"] == "auto" and runtime["compile"] is False
-    assert runtime["channels_last"] is True and runtime["data_on_device"] == "auto"
+    runtime = validate(params).runtime
+    assert runtime.precision == "auto" and runtime.compile is False
+    assert runtime.channels_last is True and runtime.data_on_device == "auto"
 
 
 def cpu_with(monkeypatch, avx512_bf16: bool, amx: bool) -> None:

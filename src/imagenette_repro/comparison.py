@@ -1,10 +1,11 @@
-"""Compare finished DVC experiments with the report's table, and check its conclusions.
+"""Compare finished DVC experiments with the report's table.
 
     python -m imagenette_repro.comparison [--out metrics] [--input exp_show.json]
 
 Reads DVC's own records (`dvc exp show --json`), writes `report_comparison.csv`,
-`report_comparison.md`, `report_comparison.png` and `report_conclusions.md` to --out, and
-prints the table and the conclusions.
+`report_comparison.md` and `report_comparison.png` to --out, and prints the table. The
+report's conclusions are judged in one place, the study (`python -m
+imagenette_repro.study`), from experiments run for that purpose.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .params import ROW_COLUMNS, ParamsError, architecture_name, load_params
+from .params import ROW_COLUMNS, Params, ParamsError, load_params
 from .report_settings import settings_label
 from .runs import EVALUATION, get_dotted, read_runs
 
@@ -37,7 +38,7 @@ def experiments_from_dvc(shown: list[dict]) -> list[dict]:
     return records
 
 
-def comparison_table(records: list[dict], report: dict) -> pd.DataFrame:
+def comparison_table(records: list[dict], report: Params) -> pd.DataFrame:
     """One line per experiment: the row's params, what differs from the report's settings
     (as evaluate judged it), and the accuracies; the published accuracy only for a run
     at the report's settings."""
@@ -46,7 +47,9 @@ def comparison_table(records: list[dict], report: dict) -> pd.DataFrame:
         params, metrics = record["params"], record["metrics"]
         evaluation = metrics["metrics/evaluation.json"]
         network = params.get("network")
-        recipe = get_dotted(params, f"recipes.{network}") or report.get("recipes", {}).get(network)
+        recipe = get_dotted(params, f"recipes.{network}")
+        if recipe is None and network in report.recipes:
+            recipe = report.recipes[network].model_dump()
         columns = {key: params.get(key) for key in ROW_COLUMNS}
         if recipe:
             columns = {key: None for key in ROW_COLUMNS}
@@ -120,105 +123,6 @@ def summary_by_row(table: pd.DataFrame) -> pd.DataFrame:
     return summary.sort_values(["settings", "report_accuracy"], na_position="last")
 
 
-def _pct(value) -> str:
-    return "n/a" if value is None or pd.isna(value) else f"{100 * value:.2f}%"
-
-
-def conclusions(table: pd.DataFrame, report: dict) -> list[dict]:
-    """Evidence for each of the report's four conclusions, within one settings group
-    (from the report's networks: a modern recipe's rows are left out)."""
-    table = table[~table["network"].isin(report.get("recipes", {}))]
-    found = []
-    for settings, group in table.groupby("settings"):
-        group = group.assign(
-            layers=[
-                tuple(report["architectures"][architecture_name(report, n)])
-                for n in group["network"]
-            ]
-        )
-        # 1. GoogLeNet (pretrained) vs the best custom network.
-        best = group.loc[group["val_folder_accuracy"].idxmax()]
-        pretrained = group[group["googlenet_pretrained"] == True]  # noqa: E712
-        if pretrained.empty:
-            verdict, text = "not checked", "GoogLeNet was not fine-tuned from ImageNet weights"
-        else:
-            google = pretrained["googlenet_val_folder_accuracy"].mean()
-            unseen = pretrained["googlenet_val_folder_imagenet_val_accuracy"].mean()
-            margin = google - best["val_folder_accuracy"]
-            verdict = "supported" if margin > 0.05 else "not supported"
-            text = (
-                f"GoogLeNet {_pct(google)} vs best custom {best['network']} "
-                f"{_pct(best['val_folder_accuracy'])} (margin {100 * margin:.1f} points); on "
-                f"ImageNet-validation images only: GoogLeNet {_pct(unseen)}, custom "
-                f"{_pct(best['val_folder_imagenet_val_accuracy'])}"
-            )
-        found.append(
-            {
-                "settings": settings,
-                "conclusion": "1. GoogLeNet does much better",
-                "verdict": verdict,
-                "evidence": text,
-            }
-        )
-        # 2-3. The same layers, differing in augmentation (same optimizer) or optimizer
-        # (same augmentation); the schedule columns may differ, as in the report.
-        for column, fixed, label, better in (
-            ("image_augmentation", "optimizer", "2. augmentation improves results", True),
-            ("optimizer", "image_augmentation", "3. ADAM ends up worse than SGDM", "sgdm"),
-        ):
-            pairs = []
-            for _, same in group.groupby(["layers", fixed]):
-                values = same.groupby(column)["val_folder_accuracy"].mean()
-                if len(values) == 2:
-                    pairs.append((same["network"].iloc[0], values))
-            if not pairs:
-                found.append(
-                    {
-                        "settings": settings,
-                        "conclusion": label,
-                        "verdict": "not checked",
-                        "evidence": f"no two experiments with the same layers differ in "
-                        f"{column} alone",
-                    }
-                )
-                continue
-            diffs = [values[better] - values.drop(better).iloc[0] for _, values in pairs]
-            text = "; ".join(
-                f"{net}: " + ", ".join(f"{k} {_pct(v)}" for k, v in values.items())
-                for net, values in pairs
-            )
-            verdict = "supported" if sum(diffs) / len(diffs) > 0 else "not supported"
-            if column == "optimizer":
-                epochs = group.groupby("optimizer")["best_valid_accuracy_epoch"].mean()
-                text += "; mean epoch of the best validation accuracy: " + ", ".join(
-                    f"{k} {v:.1f}" for k, v in epochs.items()
-                )
-            found.append(
-                {"settings": settings, "conclusion": label, "verdict": verdict, "evidence": text}
-            )
-        # 4. Dropout: the train-valid gap with and without dropout layers.
-        has_dropout = group["layers"].map(lambda ls: any(s.startswith("Dropout") for s in ls))
-        gap = group["train_accuracy"] - group["val_folder_accuracy"]
-        if has_dropout.all() or not has_dropout.any() or gap.isna().all():
-            verdict, text = "not checked", "all experiments have dropout, or none has"
-        else:
-            with_d, without = gap[has_dropout].mean(), gap[~has_dropout].mean()
-            verdict = "supported" if with_d < without else "not supported"
-            text = (
-                f"train-minus-validation accuracy gap: with dropout {100 * with_d:.1f} "
-                f"points, without {100 * without:.1f} points (different networks)"
-            )
-        found.append(
-            {
-                "settings": settings,
-                "conclusion": "4. dropout reduces overfitting",
-                "verdict": verdict,
-                "evidence": text,
-            }
-        )
-    return found
-
-
 def write_plot(summary: pd.DataFrame, path: Path) -> None:
     import matplotlib
 
@@ -287,7 +191,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     summary = summary_by_row(table)
-    found = conclusions(table, report)
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "report_comparison.csv", index=False)
     shown_columns = [
@@ -306,13 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     markdown = summary[shown_columns].to_markdown(index=False, floatfmt=".4f")
     (args.out / "report_comparison.md").write_text(markdown + "\n")
     write_plot(summary, args.out / "report_comparison.png")
-    lines = [
-        f"- **{c['conclusion']}** ({c['settings']}): {c['verdict']}. {c['evidence']}" for c in found
-    ]
-    (args.out / "report_conclusions.md").write_text("\n".join(lines) + "\n")
     print(markdown)
-    print()
-    print("\n".join(lines))
     return 0
 
 

@@ -25,6 +25,7 @@ from torch import nn
 from .classes import CLASSES
 from .errors import UserError
 from .files import replacing
+from .model_record import ModelRecord
 
 TOLERANCE = 1e-4  # largest difference allowed between probabilities
 CHECK_BATCHES = (1, 3)  # batch sizes compared, neither the one traced (2): dynamic batch
@@ -54,13 +55,13 @@ def check_input(size: int, batch: int, seed: int = 0) -> torch.Tensor:
     return torch.rand(batch, 3, size, size, generator=generator)
 
 
-def description(meta: dict) -> dict:
+def description(record: ModelRecord) -> dict:
     """What a user of an exported file needs: its input, its output, the classes."""
     names = {wnid: (english, polish) for wnid, english, polish in CLASSES}
-    size = meta["input_size"]
+    size = record.input_size
     return {
-        "kind": meta["kind"],
-        "network": meta.get("network"),
+        "kind": record.kind,
+        "network": record.network,
         "input": {
             "name": INPUT_NAME,
             "shape": ["batch", 3, size, size],
@@ -70,7 +71,7 @@ def description(meta: dict) -> dict:
         },
         "output": {
             "name": OUTPUT_NAME,
-            "shape": ["batch", len(meta["classes"])],
+            "shape": ["batch", len(record.classes)],
             "values": "logits; softmax over axis 1 gives the probabilities",
         },
         "classes": [
@@ -80,29 +81,31 @@ def description(meta: dict) -> dict:
                 "english": names.get(wnid, (wnid, None))[0],
                 "polish": names.get(wnid, (wnid, None))[1],
             }
-            for label, wnid in enumerate(meta["classes"])
+            for label, wnid in enumerate(record.classes)
         ],
     }
 
 
-def export_torchscript(model: nn.Module, meta: dict, path: Path) -> None:
+def export_torchscript(model: nn.Module, record: ModelRecord, path: Path) -> None:
     """torch.jit.trace on a batch of 2; the description rides along as extra file
     `meta.json` (torch.jit.load(path, _extra_files={"meta.json": ""})). Not trace's own
     check (check_trace, slow on GoogLeNet): verify compares the file with the model."""
-    example = check_input(meta["input_size"], 2)
+    example = check_input(record.input_size, 2)
     with _quiet_torch_jit(), torch.no_grad():
         traced = torch.jit.trace(model.eval(), example, check_trace=False)
-        extra = {"meta.json": json.dumps(description(meta), ensure_ascii=False)}
+        extra = {"meta.json": json.dumps(description(record), ensure_ascii=False)}
         torch.jit.save(traced, str(path), _extra_files=extra)
 
 
-def export_onnx(model: nn.Module, meta: dict, path: Path, exporter: str = "dynamo") -> None:
+def export_onnx(
+    model: nn.Module, record: ModelRecord, path: Path, exporter: str = "dynamo"
+) -> None:
     """torch.onnx.export with a dynamic batch dimension, weights inside the one file, and
     the description as metadata property `imagenette`.
 
     exporter: "dynamo" (torch.export-based, torch's default since 2.9) or "legacy" (the
     TorchScript-based exporter, deprecated)."""
-    example = (check_input(meta["input_size"], 2),)
+    example = (check_input(record.input_size, 2),)
     names = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}
     model.eval()
     # The exporters print progress and warnings of their own; the caller reports results.
@@ -133,7 +136,7 @@ def export_onnx(model: nn.Module, meta: dict, path: Path, exporter: str = "dynam
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto)
     entry = proto.metadata_props.add()
-    entry.key, entry.value = "imagenette", json.dumps(description(meta), ensure_ascii=False)
+    entry.key, entry.value = "imagenette", json.dumps(description(record), ensure_ascii=False)
     onnx.save(proto, str(path))
 
 
@@ -174,13 +177,13 @@ def max_difference(expected: torch.Tensor, got: torch.Tensor) -> float:
 
 
 def verify(
-    model: nn.Module, meta: dict, path: Path, run_file, tolerance: float = TOLERANCE
+    model: nn.Module, record: ModelRecord, path: Path, run_file, tolerance: float = TOLERANCE
 ) -> float:
     """Compare the exported file with the model on batches of CHECK_BATCHES images; return
     the largest probability difference, or raise ExportError naming the file."""
     largest = 0.0
     for batch in CHECK_BATCHES:
-        images = check_input(meta["input_size"], batch)
+        images = check_input(record.input_size, batch)
         with torch.inference_mode():
             expected = model.eval()(images)
         try:
@@ -200,7 +203,7 @@ def verify(
 
 def export_model(
     model: nn.Module,
-    meta: dict,
+    record: ModelRecord,
     out_dir: Path,
     name: str,
     exporter: str = "dynamo",
@@ -213,14 +216,14 @@ def export_model(
     the legacy one (said in result["onnx"]: "exporter" and "fallback_reason")."""
     model = model.cpu().eval()
     out_dir.mkdir(parents=True, exist_ok=True)
-    result: dict = {"input_size": meta["input_size"], "tolerance": tolerance}
+    result: dict = {"input_size": record.input_size, "tolerance": tolerance}
 
     torchscript = out_dir / f"{name}.torchscript.pt"
     difference = _write_checked(
         torchscript,
         "TorchScript",
-        lambda tmp: export_torchscript(model, meta, tmp),
-        lambda tmp: verify(model, meta, tmp, run_torchscript, tolerance),
+        lambda tmp: export_torchscript(model, record, tmp),
+        lambda tmp: verify(model, record, tmp, run_torchscript, tolerance),
     )
     result["torchscript"] = {"file": torchscript.name, "max_probability_difference": difference}
 
@@ -230,7 +233,7 @@ def export_model(
     def write_onnx(tmp: Path) -> None:
         nonlocal used, fallback_reason
         try:
-            export_onnx(model, meta, tmp, exporter)
+            export_onnx(model, record, tmp, exporter)
         except OSError:
             raise
         except Exception as err:  # the exporters raise many types
@@ -238,7 +241,7 @@ def export_model(
                 raise
             used, fallback_reason = "legacy", f"{type(err).__name__}: {err}"
             try:
-                export_onnx(model, meta, tmp, "legacy")
+                export_onnx(model, record, tmp, "legacy")
             except Exception as err2:
                 raise ExportError(
                     f"{onnx_path}: ONNX export failed with both exporters: dynamo: {err}; "
@@ -249,7 +252,7 @@ def export_model(
         onnx_path,
         "ONNX",
         write_onnx,
-        lambda tmp: verify(model, meta, tmp, run_onnx, tolerance),
+        lambda tmp: verify(model, record, tmp, run_onnx, tolerance),
     )
     opset = {o.domain or "ai.onnx": o.version for o in onnx.load(str(onnx_path)).opset_import}
     result["onnx"] = {

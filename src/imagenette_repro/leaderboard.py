@@ -68,7 +68,7 @@ def collect(folder: Path) -> pd.DataFrame:
         lines.append(
             {
                 "experiment": made["experiment"],
-                "recipe": run.params["network"],
+                "recipe": run.params.get("network"),
                 "model": recipe["model"],
                 "crop_area_min": recipe["crop_area_min"],
                 "optimizer": recipe["optimizer"],

@@ -3,13 +3,10 @@ the modern recipes, and saving/loading trained models (pretrained networks: pret
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 
 from .architecture import Layer, parse_architecture
-from .files import replacing
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -124,10 +121,3 @@ def build_timm_network(name: str, stem_stride: int = 4, num_classes: int = 10) -
         torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
     )
     return nn.Sequential(normalize, net)
-
-
-def save_model(path: Path, model: nn.Module, meta: dict) -> None:
-    """Save weights with everything needed to rebuild and use the model (atomically)."""
-    path = Path(path)
-    with replacing(path) as tmp:
-        torch.save({"meta": meta, "state_dict": model.state_dict()}, tmp)

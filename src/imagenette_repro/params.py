@@ -1,5 +1,6 @@
-"""Read params.yaml and check every key before any heavy work starts: pydantic models say
-each key's type, range and choices; the checks between keys follow them in `validate`."""
+"""The one typed config: params.yaml read and checked before any heavy work starts.
+pydantic models say each key's type, range and choices; the checks between keys follow
+them in `validate`; the stages get the checked `Params` object, never the raw mapping."""
 
 import re
 from collections.abc import Callable
@@ -67,7 +68,7 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class Data(_Section):
+class DataParams(_Section):
     archive: str
     md5: str | None
     protocol: Literal["val_folder", "train_split"]  # see data.split_dataset
@@ -83,7 +84,7 @@ class _Augmentation(_Section):
     reflection: bool
 
 
-class Train(_Augmentation):
+class TrainParams(_Augmentation):
     batch_size: PositiveInt
     max_epochs: PositiveInt
     momentum: Fraction
@@ -98,7 +99,7 @@ class Train(_Augmentation):
     dropout: bool
 
 
-class GoogLeNet(_Augmentation):
+class GoogLeNetParams(_Augmentation):
     model: Literal[tuple(PRETRAINED_LAYERS)]  # type: ignore[valid-type]
     weights: str
     freeze_through: str | None
@@ -116,7 +117,7 @@ class GoogLeNet(_Augmentation):
     l2_regularization: NonNegative
 
 
-class Runtime(_Section):
+class RuntimeParams(_Section):
     device: str
     num_threads: Annotated[int, Field(ge=0)]
     processes: PositiveInt
@@ -173,15 +174,60 @@ class Params(_Section):
     drop_period: PositiveInt
     drop_rate_factor: Positive
     image_augmentation: bool
-    data: Data
-    train: Train
-    googlenet: GoogLeNet
-    runtime: Runtime
+    data: DataParams
+    train: TrainParams
+    googlenet: GoogLeNetParams
+    runtime: RuntimeParams
     report_rows: dict[str, ReportRow]
     report_googlenet_accuracy: float
     assumed_architectures: dict[str, str]
     architectures: dict[str, Any]  # each a list of layer strings: checked in validate
     recipes: dict[str, Recipe]
+
+    @property
+    def is_recipe(self) -> bool:
+        """Whether `network` names a modern recipe (else one of the report's networks)."""
+        return self.network in self.recipes
+
+    @property
+    def recipe(self) -> Recipe:
+        """The modern recipe `network` names."""
+        return self.recipes[self.network]
+
+    @property
+    def row_columns(self) -> dict[str, Any]:
+        """The report's table columns as this run sets them."""
+        return {key: getattr(self, key) for key in ROW_COLUMNS}
+
+    def architecture_name(self, network: str | None = None) -> str:
+        """The key in `architectures` of the layer list that `network` (default: the
+        `network` param) uses: its own, or the one assumed for it."""
+        network = network or self.network
+        if network in self.architectures:
+            return network
+        if self.assumed_architectures.get(network) in self.architectures:
+            return self.assumed_architectures[network]
+        known = set(self.architectures) | set(self.assumed_architectures) | set(self.recipes)
+        raise ParamsError(
+            f"params.yaml: 'network' is {network!r}, which has no layer list; "
+            f"allowed: {', '.join(sorted(known))}"
+        )
+
+    def layer_list(self, network: str | None = None) -> list[str]:
+        return self.architectures[self.architecture_name(network)]
+
+    def best_report_row(self) -> str:
+        """The report's best row (highest published accuracy): what a recipe is set
+        beside, and the input size it is queued at unless told otherwise."""
+        return max(self.report_rows, key=lambda row: self.report_rows[row].accuracy)
+
+    def network_input_size(self, network: str | None = None) -> int:
+        """The input size of a report network's ImageInput layer (224 or 256); for a
+        modern recipe, that of the report's best row (what it is set beside)."""
+        network = network or self.network
+        if network in self.recipes:
+            network = self.best_report_row()
+        return parse_layer(self.layer_list(network)[0]).size
 
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
@@ -277,122 +323,91 @@ def _explain(params: dict, failure: ValidationError) -> ParamsError:
     return ParamsError(f"params.yaml: {text}")
 
 
-def _check_recipes(params: dict) -> None:
-    taken = set(params["report_rows"]) | set(params["architectures"])
-    taken |= set(params["assumed_architectures"])
-    for name, recipe in params["recipes"].items():
+def _check_recipes(params: Params) -> None:
+    taken = set(params.report_rows) | set(params.architectures)
+    taken |= set(params.assumed_architectures)
+    for name, recipe in params.recipes.items():
         key = f"recipes.{name}"
         if name in taken:
             raise ParamsError(
                 f"params.yaml: '{key}' has the name of a report row or layer list; "
                 "give the recipe its own name"
             )
-        if not recipe["model"].strip():
+        if not recipe.model.strip():
             raise ParamsError(f"params.yaml: '{key}.model' must name a timm model")
-        mixing = recipe["mixup_alpha"] > 0 or recipe["cutmix_alpha"] > 0
-        if mixing and recipe["batch_size"] % 2:
+        mixing = recipe.mixup_alpha > 0 or recipe.cutmix_alpha > 0
+        if mixing and recipe.batch_size % 2:
             raise ParamsError(
                 f"params.yaml: '{key}.batch_size' must be even with mixup or cutmix "
-                f"(timm mixes each batch with itself reversed), got {recipe['batch_size']!r}"
+                f"(timm mixes each batch with itself reversed), got {recipe.batch_size!r}"
             )
 
 
-def validate(params: dict) -> dict:
-    """Check types, ranges and choices of every key, then the keys against each other;
-    return params unchanged."""
-    try:
-        Params.model_validate(params)
-    except ValidationError as failure:
-        raise _explain(params, failure) from None
-    for section in ("train", "googlenet"):
-        if params[section]["scale_min"] > params[section]["scale_max"]:
-            raise ParamsError(
-                f"params.yaml: '{section}.scale_min' must be <= '{section}.scale_max'"
-            )
-    _check_recipes(params)
-    for name, target in params["assumed_architectures"].items():
-        if target not in params["architectures"]:
+def _check_architectures(params: Params) -> None:
+    for name, target in params.assumed_architectures.items():
+        if target not in params.architectures:
             raise ParamsError(
                 f"params.yaml: 'assumed_architectures.{name}' is {target!r}, "
                 "which is not a key of 'architectures'"
             )
-    if not DEVICE_PATTERN.match(params["runtime"]["device"]):
-        raise ParamsError(
-            f"params.yaml: 'runtime.device' is {params['runtime']['device']!r}; "
-            "allowed: auto, cpu, cuda, cuda:N, mps"
-        )
-    freeze = params["googlenet"]["freeze_through"]
-    layers = PRETRAINED_LAYERS[params["googlenet"]["model"]]
-    if freeze is not None and freeze not in layers:
-        raise ParamsError(
-            f"params.yaml: 'googlenet.freeze_through' is {freeze!r}; allowed for "
-            f"{params['googlenet']['model']}: null, {', '.join(layers)}"
-        )
-    for name, layers in params["architectures"].items():
+    for name, layers in params.architectures.items():
         if not isinstance(layers, list) or not all(isinstance(s, str) for s in layers):
             raise ParamsError(
                 f"params.yaml: 'architectures.{name}' must be a list of layer strings"
             )
     # The network must resolve to a layer list, unless it names a recipe.
-    name = None if params["network"] in params["recipes"] else architecture_name(params)
-    for arch, layers in params["architectures"].items():
+    name = None if params.is_recipe else params.architecture_name()
+    for arch, layers in params.architectures.items():
         # Every list must parse; the chosen one must also fit data.input_size.
-        size = params["data"]["input_size"] if arch == name else 1 << 16
+        size = params.data.input_size if arch == name else 1 << 16
         try:
             parse_architecture(layers, size, NUM_CLASSES, f"architectures.{arch}")
         except ArchitectureError as err:
             hint = " (see 'data.input_size')" if arch == name and "input size" in str(err) else ""
             raise ParamsError(f"params.yaml: {err}{hint}") from None
-    if name is not None and not params["train"]["scaled_input"]:
-        own = network_input_size(params)
-        if own != params["data"]["input_size"]:
+    if name is not None and not params.train.scaled_input:
+        own = params.network_input_size()
+        if own != params.data.input_size:
             raise ParamsError(
-                f"params.yaml: network {params['network']!r} takes {own}x{own} images (its "
-                f"ImageInput layer) but 'data.input_size' is {params['data']['input_size']}; "
+                f"params.yaml: network {params.network!r} takes {own}x{own} images (its "
+                f"ImageInput layer) but 'data.input_size' is {params.data.input_size}; "
                 f"set data.input_size={own} to train it at its own size, or "
                 "train.scaled_input=true to train it at data.input_size (a scaled run, "
                 "not one of the report's rows)"
             )
+
+
+def validate(raw: dict) -> Params:
+    """Check types, ranges and choices of every key, then the keys against each other;
+    the checked params as one typed object."""
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as failure:
+        raise _explain(raw, failure) from None
+    for section in ("train", "googlenet"):
+        augmentation = getattr(params, section)
+        if augmentation.scale_min > augmentation.scale_max:
+            raise ParamsError(
+                f"params.yaml: '{section}.scale_min' must be <= '{section}.scale_max'"
+            )
+    _check_recipes(params)
+    if not DEVICE_PATTERN.match(params.runtime.device):
+        raise ParamsError(
+            f"params.yaml: 'runtime.device' is {params.runtime.device!r}; "
+            "allowed: auto, cpu, cuda, cuda:N, mps"
+        )
+    freeze = params.googlenet.freeze_through
+    layers = PRETRAINED_LAYERS[params.googlenet.model]
+    if freeze is not None and freeze not in layers:
+        raise ParamsError(
+            f"params.yaml: 'googlenet.freeze_through' is {freeze!r}; allowed for "
+            f"{params.googlenet.model}: null, {', '.join(layers)}"
+        )
+    _check_architectures(params)
     return params
 
 
-def architecture_name(params: dict, network: str | None = None) -> str:
-    """The key in `architectures` of the layer list that `network` (default: the
-    `network` param) uses: its own, or the one assumed for it."""
-    network = network or params["network"]
-    if network in params["architectures"]:
-        return network
-    if params["assumed_architectures"].get(network) in params["architectures"]:
-        return params["assumed_architectures"][network]
-    known = set(params["architectures"]) | set(params["assumed_architectures"])
-    known = sorted(known | set(params.get("recipes", {})))
-    raise ParamsError(
-        f"params.yaml: 'network' is {network!r}, which has no layer list; "
-        f"allowed: {', '.join(known)}"
-    )
-
-
-def best_report_row(params: dict) -> str:
-    """The report's best row (highest published accuracy): what a recipe is set beside,
-    and the input size it is queued at unless told otherwise."""
-    return max(params["report_rows"], key=lambda row: params["report_rows"][row]["accuracy"])
-
-
-def layer_list(params: dict) -> list[str]:
-    return params["architectures"][architecture_name(params)]
-
-
-def network_input_size(params: dict, network: str | None = None) -> int:
-    """The input size of a report network's ImageInput layer (224 or 256); for a modern
-    recipe, that of the report's best row (what it is set beside)."""
-    network = network or params["network"]
-    if network in params.get("recipes", {}):
-        network = best_report_row(params)
-    layers = params["architectures"][architecture_name(params, network)]
-    return parse_layer(layers[0]).size
-
-
-def load_params(path: str | Path = "params.yaml") -> dict:
+def load_params(path: str | Path = "params.yaml") -> Params:
     """Load and validate params.yaml; a ParamsError names the bad key."""
     path = Path(path)
     try:

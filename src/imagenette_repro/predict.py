@@ -25,6 +25,7 @@ from PIL import Image
 from .batches import to_input
 from .classes import CLASSES
 from .data import DataError, decode_image
+from .model_record import ModelRecord
 from .saved import load_model
 
 DEFAULT_MODEL = Path("data/models/custom.pt")
@@ -61,12 +62,12 @@ def find_images(paths: list[Path]) -> list[tuple[Path, str | None]]:
     return found
 
 
-def class_names(meta: dict) -> list[tuple[str, str, str | None]]:
+def class_names(record: ModelRecord) -> list[tuple[str, str, str | None]]:
     """(class id, English, Polish) for each output of the model, in label order."""
-    english = meta.get("class_names") or meta["classes"]
+    english = record.class_names or record.classes
     return [
         (wnid, *NAMES[wnid]) if wnid in NAMES else (wnid, english[i], None)
-        for i, wnid in enumerate(meta["classes"])
+        for i, wnid in enumerate(record.classes)
     ]
 
 
@@ -84,7 +85,7 @@ def _chunks(items: list, size: int) -> Iterator[list]:
 
 def classify(
     model: torch.nn.Module,
-    meta: dict,
+    record: ModelRecord,
     paths: list[Path],
     top: int = 3,
     batch_size: int = 64,
@@ -94,8 +95,8 @@ def classify(
     the top classes, most probable first: {"rank", "label", "class_id", "english",
     "polish", "probability"}. Images are decoded and run `batch_size` at a time."""
     device = torch.device(device)
-    size = meta["input_size"]
-    names = class_names(meta)
+    size = record.input_size
+    names = class_names(record)
     top = min(top, len(names))
     model.eval().to(device)
     for chunk in _chunks(find_images(paths), batch_size):
@@ -166,7 +167,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def open_model(path: Path) -> tuple[torch.nn.Module, dict]:
+def open_model(path: Path) -> tuple[torch.nn.Module, ModelRecord]:
     if not path.is_file():
         raise UsageError(
             f"model file {path} not found; train it with `dvc repro` (data/models/custom.pt "
@@ -193,12 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         device = pick(args.device)
-        model, meta = open_model(args.model)
+        model, record = open_model(args.model)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     results = []
-    for result in classify(model, meta, args.paths, args.top, args.batch_size, device):
+    for result in classify(model, record, args.paths, args.top, args.batch_size, device):
         if result["error"] is not None:
             print(f"error: {result['path']}: {result['error']}", file=sys.stderr, flush=True)
         elif not args.json:
@@ -208,10 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         document = {
             "model": str(args.model),
-            "kind": meta.get("kind"),
-            "network": meta.get("network"),
-            "input_size": meta["input_size"],
-            "top": min(args.top, len(meta["classes"])),
+            "kind": record.kind,
+            "network": record.network,
+            "input_size": record.input_size,
+            "top": min(args.top, len(record.classes)),
             "images": results,
             "classified": len(results) - failed,
             "failed": failed,

@@ -21,12 +21,7 @@ import time
 from typing import Any
 
 from .experiments import apply_overrides
-from .params import (
-    ROW_COLUMNS,
-    ParamsError,
-    load_params,
-    network_input_size,
-)
+from .params import ROW_COLUMNS, Params, ParamsError, load_params
 from .progress import Progress
 from .runs import exp_show_json, read_runs
 
@@ -44,31 +39,33 @@ def experiment_name(row: str, seed: int | None = None, suffix: str = "") -> str:
 
 
 def row_overrides(
-    params: dict, row: str, extra: list[str] = (), seed: int | None = None
+    params: Params, row: str, extra: list[str] = (), seed: int | None = None
 ) -> list[str]:
     """The `-S` overrides that make params.yaml one row of the report's table (or, for
     a recipe, that recipe: its own section holds its training)."""
-    recipes = params.get("recipes", {})
-    if row not in params["report_rows"] and row not in recipes:
-        known = ", ".join([*params["report_rows"], *recipes])
+    recipes = params.recipes
+    if row not in params.report_rows and row not in recipes:
+        known = ", ".join([*params.report_rows, *recipes])
         raise ParamsError(f"unknown row {row!r}; rows: {known}")
     extra_keys = {item.split("=", 1)[0] for item in extra}
     overrides = [f"network={row}"]
     if row not in recipes:
         # An override of a row column (a variant of the row) replaces the row's value.
-        values = params["report_rows"][row]
+        values = params.report_rows[row]
         overrides += [
-            f"{key}={format_value(values[key])}" for key in ROW_COLUMNS if key not in extra_keys
+            f"{key}={format_value(getattr(values, key))}"
+            for key in ROW_COLUMNS
+            if key not in extra_keys
         ]
     if "data.input_size" not in extra_keys:
-        overrides.append(f"data.input_size={network_input_size(params, row)}")
+        overrides.append(f"data.input_size={params.network_input_size(row)}")
     if seed is not None and "seed" not in extra_keys:
         overrides.append(f"seed={seed}")
     return overrides + list(extra)
 
 
 def queue_command(
-    params: dict,
+    params: Params,
     row: str,
     extra: list[str] = (),
     seed: int | None = None,
@@ -167,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         params = load_params()
-        rows = args.rows or list(params["report_rows"])
+        rows = args.rows or list(params.report_rows)
         seeds = args.seeds or [None]
         planned = [
             (
@@ -185,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     failed, queued = [], []
     for row, seed, command in planned:
         # A duplicate: an experiment whose whole params.yaml equals this one's would-be.
-        expected = apply_overrides(params, row_overrides(params, row, args.extra, seed))
+        sets = row_overrides(params, row, args.extra, seed)
+        expected = apply_overrides(params.model_dump(), sets)
         if any(values == expected for _, values in known):
             name = experiment_name(row, seed, args.name_suffix)
             print(f"skip {name}: an experiment with these params exists")

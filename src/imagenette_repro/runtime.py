@@ -11,7 +11,7 @@ import torch
 
 from . import distributed
 from .distributed import claim_free_slot
-from .params import ParamsError
+from .params import Params, ParamsError
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -79,32 +79,32 @@ def auto_precision(device: torch.device) -> str:
     return "fp32"
 
 
-def setup_torch(params: dict, training: bool = False) -> torch.device:
+def setup_torch(params: Params, training: bool = False) -> torch.device:
     """Seed torch, set CPU threads, pick the device from params. For a `training` stage
     with runtime.processes > 1, the stage script is run again under torchrun, and each
     process joins the process group here (its own GPU on CUDA)."""
     if training:
-        distributed.relaunch(params["runtime"]["processes"])
-    torch.manual_seed(params["seed"])
-    if params["runtime"]["num_threads"] > 0:
-        torch.set_num_threads(params["runtime"]["num_threads"])
-    device = pick_device(params["runtime"]["device"])
+        distributed.relaunch(params.runtime.processes)
+    torch.manual_seed(params.seed)
+    if params.runtime.num_threads > 0:
+        torch.set_num_threads(params.runtime.num_threads)
+    device = pick_device(params.runtime.device)
     device = distributed.device_for(distributed.init(device), device)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = params["runtime"]["cudnn_benchmark"]
+        torch.backends.cudnn.benchmark = params.runtime.cudnn_benchmark
     return device
 
 
-def runtime_settings(params: dict, device: torch.device) -> Runtime:
+def runtime_settings(params: Params, device: torch.device) -> Runtime:
     """runtime.* from params for this device; precision "auto" is resolved for the
     hardware at hand (auto_precision)."""
-    runtime = params["runtime"]
-    precision = runtime["precision"]
+    runtime = params.runtime
+    precision = runtime.precision
     if precision == "auto":
         precision = auto_precision(device)
     return Runtime(
-        channels_last=runtime["channels_last"],
+        channels_last=runtime.channels_last,
         precision=precision,
-        compile=runtime["compile"],
-        data_on_device=runtime["data_on_device"],
+        compile=runtime.compile,
+        data_on_device=runtime.data_on_device,
     )

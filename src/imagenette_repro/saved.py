@@ -6,32 +6,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
+from .model_record import ModelRecord, read_saved
 from .models import build_custom_network, build_timm_network
 from .pretrained import imagenet_network, replace_classifier
 
 
-def load_model(path: Path) -> tuple[nn.Module, dict]:
-    """A model saved by save_model, in eval mode, and its metadata."""
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    meta = saved["meta"]
-    if meta["kind"] == "custom":
+def load_model(path: Path) -> tuple[nn.Module, ModelRecord]:
+    """A model saved by model_record.save_model, in eval mode, and its record."""
+    state, record = read_saved(path)
+    classes = len(record.classes)
+    if record.kind == "custom":
         model = build_custom_network(
-            meta["layers"],
-            meta["input_size"],
-            len(meta["classes"]),
-            "torch_default",
-            meta["network"],
+            record.layers, record.input_size, classes, "torch_default", record.network
         )
-    elif meta["kind"] == "timm":
-        model = build_timm_network(meta["timm_model"], meta["stem_stride"], len(meta["classes"]))
+    elif record.kind == "timm":
+        model = build_timm_network(record.timm_model, record.stem_stride, classes)
     else:  # a fine-tuned pretrained network (pretrained.py)
-        name = meta.get("model", "googlenet")
-        model = imagenet_network(name, None)
-        if name == "googlenet":
-            model[1].transform_input = meta["transform_input"]
-        replace_classifier(model, name, len(meta["classes"]))
-    model.load_state_dict(saved["state_dict"])
-    return model.eval(), meta
+        model = imagenet_network(record.model, None)
+        if record.model == "googlenet":
+            model[1].transform_input = record.transform_input
+        replace_classifier(model, record.model, classes)
+    model.load_state_dict(state)
+    return model.eval(), record

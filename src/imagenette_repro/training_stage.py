@@ -1,5 +1,6 @@
-"""What the stages that run networks share (train_custom, finetune_googlenet, evaluate):
-torch set-up from params, the array store, and one fit-then-save for both train stages."""
+"""What both train stages share (train_custom, finetune_googlenet): their subsets of the
+array store, and one fit-then-save that writes the curves, the checkpoints and the model
+with its record."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dvclive import Live
 from . import distributed
 from .batches import ImageSet, load_store
 from .classes import ENGLISH, WNIDS
-from .models import save_model
+from .model_record import ModelRecord, save_model
 from .params import ParamsError
 from .runtime import Runtime
 from .stage_io import file_sha256, fingerprint
@@ -145,21 +146,17 @@ def train_and_save(
 def _save_kept(model, result, config, model_path: Path, meta: dict, input_size: int) -> None:
     model.load_state_dict(result.kept_state)
     model_path.parent.mkdir(parents=True, exist_ok=True)
-    save_model(
-        model_path,
-        model,
-        {
-            **meta,
-            "input_size": input_size,
-            "classes": WNIDS,
-            "class_names": ENGLISH,
-            "input": "float RGB images in [0, 1], shape (N, 3, S, S)",
-            "kept_weights": result.kept,
-            "kept_epoch": result.kept_epoch,
-            "epochs_run": result.epochs_run,
-            "stopped_early": result.stopped_early,
-            "best_valid_loss_epoch": result.best_loss_epoch,
-            "best_valid_accuracy_epoch": result.best_accuracy_epoch,
-            "train_config": vars(config),
-        },
+    record = ModelRecord(
+        **meta,
+        input_size=input_size,
+        classes=list(WNIDS),
+        class_names=list(ENGLISH),
+        kept_weights=result.kept,
+        kept_epoch=result.kept_epoch,
+        epochs_run=result.epochs_run,
+        stopped_early=result.stopped_early,
+        best_valid_loss_epoch=result.best_loss_epoch,
+        best_valid_accuracy_epoch=result.best_accuracy_epoch,
+        train_config=vars(config),
     )
+    save_model(model_path, model, record)
