@@ -25,7 +25,7 @@ sample: setup
 # Share results through the project's DVC remote (README, Share): dvc push / dvc pull with
 # the remote checked first and a failed pull explained; ARGS go to dvc (ARGS=--run-cache).
 push pull: setup
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m imagenette_repro.remote $@ $(ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m imagenette_repro.experiments.remote $@ $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

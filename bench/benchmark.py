@@ -41,22 +41,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from imagenette_repro.architecture import parse_layer
-from imagenette_repro.batches import ImageSet, augment, mean_image, to_input
-from imagenette_repro.data import list_images, write_array_store
-from imagenette_repro.experiments import commit, overrides, scratch_copy, write_params
+from imagenette_repro.data.batches import ImageSet, augment, mean_image, to_input
+from imagenette_repro.data.dataset import list_images, write_array_store
+from imagenette_repro.experiments.catalogue import commit, overrides, scratch_copy, write_params
 from imagenette_repro.machine import machine_info
-from imagenette_repro.models import build_custom_network
+from imagenette_repro.models.architecture import parse_layer
+from imagenette_repro.models.networks import build_custom_network
 from imagenette_repro.params import PRECISIONS, ROW_COLUMNS, Params, load_params
 from imagenette_repro.runtime import Runtime, pick_device
-from imagenette_repro.training import (
+from imagenette_repro.train.loop import (
     TrainConfig,
     fit,
     make_optimizer,
     parameter_groups,
     train_step,
 )
-from imagenette_repro.training_settings import report_row_training
+from imagenette_repro.train.settings import report_row_training
 
 from benchmark_files import markdown, save
 from machine import assumed_peak
@@ -117,7 +117,7 @@ def decode_store(root: Path, paths: list[str], labels: list[int], size: int, tmp
 
 def image_folder(root: Path, paths: list[str], labels: list[int], target: Path) -> Path:
     """An ImageFolder tree of exactly these images (symbolic links; repeats renamed)."""
-    from imagenette_repro.classes import WNIDS
+    from imagenette_repro.data.classes import WNIDS
 
     for i, (path, label) in enumerate(zip(paths, labels, strict=True)):
         link = target / WNIDS[label] / f"{i:06d}_{Path(path).name}"

@@ -19,11 +19,11 @@ import torch
 
 from imagenette_repro.files import replacing
 from imagenette_repro.machine import machine_info
-from imagenette_repro.models import build_timm_network
+from imagenette_repro.models.networks import build_timm_network
 from imagenette_repro.params import load_params
 from imagenette_repro.runtime import Runtime, auto_precision
-from imagenette_repro.training import make_optimizer, parameter_groups, train_step
-from imagenette_repro.training_settings import custom_training
+from imagenette_repro.train.loop import make_optimizer, parameter_groups, train_step
+from imagenette_repro.train.settings import custom_training
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["resnet10t", "resnet18", "resnet26d", "resnet26t", "resnet34d", "resnet50d"]

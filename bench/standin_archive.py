@@ -18,7 +18,7 @@ import tarfile
 import time
 from pathlib import Path, PurePosixPath
 
-from imagenette_repro.classes import WNIDS
+from imagenette_repro.data.classes import WNIDS
 from imagenette_repro.files import replacing
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ export DVC_STUDIO_OFFLINE=true DVC_NO_ANALYTICS=1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-python -m imagenette_repro.remote push
+python -m imagenette_repro.experiments.remote push
 git clone -q . "$work/second"
 cp params.yaml dvc.lock "$work/second/"
 cp -r metrics "$work/second/"
@@ -27,11 +27,11 @@ if grep -q "Running stage" "$work/exp-run.log"; then
   echo "check_sharing: a stage ran in the second clone; the pushed run should cover all" >&2
   exit 1
 fi
-python -m imagenette_repro.remote pull
+python -m imagenette_repro.experiments.remote pull
 status=$(dvc status --json)
 if [ "$status" != "{}" ]; then
   echo "check_sharing: dvc status after the pull is not clean: $status" >&2
   exit 1
 fi
-python -m imagenette_repro.predict --top 1 data/raw/imagenette/val/n01440764 | tail -3
+python -m imagenette_repro.inference.predict --top 1 data/raw/imagenette/val/n01440764 | tail -3
 echo "check_sharing: the second clone pulled every output and predicts; nothing trained"

@@ -90,7 +90,7 @@ elif [ "$what" = all ] || [ "$what" = report ]; then
   "$PY" - "$ARCHIVE" "${GOOGLENET_WEIGHTS:-none}" <<'EOF'
 import sys
 from pathlib import Path
-from imagenette_repro.experiments import overrides, write_params
+from imagenette_repro.experiments.catalogue import overrides, write_params
 archive, weights = sys.argv[1:]
 real = overrides(["real-images"])  # experiments.yaml: the md5 of the real archive
 md5 = real["data.md5"] if Path(archive).name == Path(real["data.archive"]).name else None
@@ -110,7 +110,7 @@ EOF
   overrides=()
   for setting in ${REPORT_SET:-}; do overrides+=(-S "$setting"); done
   # shellcheck disable=SC2086 # ROWS is a list
-  $(limit "$left") "$PY" -m imagenette_repro.queue_rows queue ${ROWS:-} --run -j "${JOBS:-3}" \
+  $(limit "$left") "$PY" -m imagenette_repro.experiments.queue_rows queue ${ROWS:-} --run -j "${JOBS:-3}" \
     "${overrides[@]}"
   rc=$?
   [ $rc -eq 124 ] || [ $rc -eq 130 ] && dvc queue stop --kill || true
@@ -118,7 +118,7 @@ EOF
   timings+=("\"report_total_s\": $((SECONDS - report_start))")
   stamp "report: rows took $((SECONDS - t)) s (exit $rc); whole reproduction $((SECONDS - report_start)) s"
   dvc queue status || true
-  "$PY" -m imagenette_repro.comparison --out "$OUT/report" || stamp "report: no comparison"
+  "$PY" -m imagenette_repro.report.comparison --out "$OUT/report" || stamp "report: no comparison"
   finished=0 # experiments with results: the comparison's lines but its header
   [ -f "$OUT/report/report_comparison.csv" ] &&
     finished=$(($(wc -l <"$OUT/report/report_comparison.csv") - 1))

@@ -3,7 +3,7 @@
 Puts the real archive back together from the parts the commands uploaded (checking
 each part's sha256 and the whole's), makes a scratch git+DVC copy of this project set to
 that archive, runs the shared stages once, then runs, as DVC experiments through
-`python -m imagenette_repro.queue_rows queue ... --run`, in this order of value:
+`python -m imagenette_repro.experiments.queue_rows queue ... --run`, in this order of value:
 
  1. network_84_8153 at the report's settings (the headline row);
  2. the same with Glorot init (does R2018b's N(0, 0.01) train at 224 px?);
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import yaml
 
-from imagenette_repro.experiments import apply_overrides, overrides
+from imagenette_repro.experiments.catalogue import apply_overrides, overrides
 from imagenette_repro.files import replacing
 from imagenette_repro.params import Params, load_params
 
@@ -218,7 +218,7 @@ def write_results(project: Path, out: Path, timings: dict) -> None:
             tmp.write_text(shown.stdout)
         with tempfile.TemporaryDirectory() as folder:
             report = subprocess.run(
-                [sys.executable, "-m", "imagenette_repro.comparison", "--input"]
+                [sys.executable, "-m", "imagenette_repro.report.comparison", "--input"]
                 + [str(out / "exp_show.json"), "--out", folder],
                 cwd=project,
                 capture_output=True,
@@ -353,7 +353,13 @@ def main(argv: list[str] | None = None) -> int:
             if not fits(left, estimate):
                 log(f"skip {step.name}: {left:.0f} s left, it takes about {estimate:.0f} s")
                 continue
-            command = [sys.executable, "-m", "imagenette_repro.queue_rows", "queue", step.row]
+            command = [
+                sys.executable,
+                "-m",
+                "imagenette_repro.experiments.queue_rows",
+                "queue",
+                step.row,
+            ]
             for override in (*step.overrides, *args.sets):
                 command += ["-S", override]
             if step.suffix:

@@ -16,10 +16,10 @@ mapfile -t common < <(python -m imagenette_repro.experiments cpu-32px --absolute
   --set train.init=normal_0.01 ${1:+--archive "$1"} ${2:+--md5 "$2"})
 ((${#common[@]})) || exit 2 # the catalogue said why
 start=$SECONDS
-python -m imagenette_repro.queue_rows queue network_84_8153 "${common[@]}" --name-suffix r2018b-init
-python -m imagenette_repro.queue_rows queue network_84_8153 "${common[@]}" -S train.init=glorot \
+python -m imagenette_repro.experiments.queue_rows queue network_84_8153 "${common[@]}" --name-suffix r2018b-init
+python -m imagenette_repro.experiments.queue_rows queue network_84_8153 "${common[@]}" -S train.init=glorot \
   --name-suffix glorot --run -j 1
 echo "queue: $((SECONDS - start)) s on $(nproc) CPU cores"
 mkdir -p "$out"
 dvc exp show --json >"$out/exp_show.json"
-python -m imagenette_repro.comparison --input "$out/exp_show.json" --out "$out"
+python -m imagenette_repro.report.comparison --input "$out/exp_show.json" --out "$out"

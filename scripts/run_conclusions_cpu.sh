@@ -25,13 +25,13 @@ mapfile -t no_aug < <(python -m imagenette_repro.experiments study-no-aug)
 mapfile -t no_dropout < <(python -m imagenette_repro.experiments study-no-dropout)
 start=$SECONDS
 for seed in ${SEEDS:-42 43 44}; do
-  python -m imagenette_repro.queue_rows queue network_84_8153 "${common[@]}" --seeds "$seed" \
+  python -m imagenette_repro.experiments.queue_rows queue network_84_8153 "${common[@]}" --seeds "$seed" \
     --name-suffix study
-  python -m imagenette_repro.queue_rows queue network_84_8153 "${common[@]}" --seeds "$seed" \
+  python -m imagenette_repro.experiments.queue_rows queue network_84_8153 "${common[@]}" --seeds "$seed" \
     "${no_aug[@]}" --name-suffix study-no-aug
-  python -m imagenette_repro.queue_rows queue network_82_828 "${common[@]}" --seeds "$seed" \
+  python -m imagenette_repro.experiments.queue_rows queue network_82_828 "${common[@]}" --seeds "$seed" \
     --name-suffix study
-  python -m imagenette_repro.queue_rows queue network_84_8153 "${common[@]}" --seeds "$seed" \
+  python -m imagenette_repro.experiments.queue_rows queue network_84_8153 "${common[@]}" --seeds "$seed" \
     "${no_dropout[@]}" --name-suffix study-no-dropout
 done
 dvc queue start -j "$jobs"
@@ -48,5 +48,5 @@ extra=()
   extra+=(--pretrained results/cpu-224px-standin/evaluation.json)
 [ -f results/cpu-32px-val-folder/exp_show.json ] &&
   extra+=(--precision-pair results/cpu-32px-val-folder/exp_show.json:network_84_8153-glorot)
-python -m imagenette_repro.study --out "$out" --curves-from-cache . "${extra[@]}" \
+python -m imagenette_repro.report.study --out "$out" --curves-from-cache . "${extra[@]}" \
   "$out"/exp_show_*.json

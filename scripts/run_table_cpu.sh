@@ -14,6 +14,6 @@ mapfile -t common < <(python -m imagenette_repro.experiments cpu-32px --absolute
   --set "train.max_epochs=$epochs" ${1:+--archive "$1"} ${2:+--md5 "$2"})
 ((${#common[@]})) || exit 2 # the catalogue said why
 start=$SECONDS
-python -m imagenette_repro.queue_rows queue --run -j 1 "${common[@]}"
-python -m imagenette_repro.comparison --out "results/cpu-32px-${epochs}ep"
+python -m imagenette_repro.experiments.queue_rows queue --run -j 1 "${common[@]}"
+python -m imagenette_repro.report.comparison --out "results/cpu-32px-${epochs}ep"
 echo "table: $((SECONDS - start)) s on $(nproc) CPU cores"

@@ -12,6 +12,6 @@ overrides=()
 [ -n "${3:-}" ] && overrides+=(-S "googlenet.weights=$(realpath "$3")")
 nvidia-smi --query-gpu=name,memory.total --format=csv || echo "warning: no nvidia-smi"
 start=$SECONDS
-python -m imagenette_repro.queue_rows queue --run -j 1 "${overrides[@]}"
-python -m imagenette_repro.comparison --out results/gpu-report-settings
+python -m imagenette_repro.experiments.queue_rows queue --run -j 1 "${overrides[@]}"
+python -m imagenette_repro.report.comparison --out results/gpu-report-settings
 echo "table: $((SECONDS - start)) s"

@@ -1,8 +1,8 @@
 """download: fetch, verify and extract the archive named by data.archive (a fastai name,
 a URL, or a local path) into --out; what was fetched and checked into --info."""
 
-from imagenette_repro.data import layout_problem
-from imagenette_repro.download import download_dataset
+from imagenette_repro.data.dataset import layout_problem
+from imagenette_repro.data.download import download_dataset
 from imagenette_repro.params import load_params
 from imagenette_repro.stage_io import run, stage_paths, write_json
 

@@ -1,28 +1,28 @@
 """evaluate: both models on the val folder (the report's measure), its ImageNet-validation
 images, the held-out part of the train folder (protocol train_split) and the training
 images; --metrics/*.json and confusion-matrix data for dvc plots. Only a run at the report's
-settings is compared with the published accuracy (report_settings.py)."""
+settings is compared with the published accuracy (report/protocol.py)."""
 
 import json
 
 import torch
 
-from imagenette_repro.architecture import parse_layer
-from imagenette_repro.batches import load_store
-from imagenette_repro.evaluation import CONFUSION_SETS, evaluate_model
-from imagenette_repro.model_record import ModelRecord
+from imagenette_repro.data.batches import load_store
+from imagenette_repro.inference.evaluation import CONFUSION_SETS, evaluate_model
+from imagenette_repro.models.architecture import parse_layer
+from imagenette_repro.models.record import ModelRecord
+from imagenette_repro.models.saved import load_model
 from imagenette_repro.params import load_params
-from imagenette_repro.report_settings import (
+from imagenette_repro.report.protocol import (
     custom_differences,
     googlenet_differences,
 )
 from imagenette_repro.runtime import runtime_settings, setup_torch
-from imagenette_repro.saved import load_model
 from imagenette_repro.stage_io import run, stage_paths, write_json
 
 
 def custom_run(record: ModelRecord, data: dict) -> dict:
-    """What report_settings.custom_differences reads, from a custom model's record."""
+    """What protocol.custom_differences reads, from a custom model's record."""
     config = record.train_config
     kind = record.kind
     return {

@@ -7,8 +7,8 @@ import onnx as onnx_package
 import onnxruntime
 import torch
 
-from imagenette_repro.export import ExportError, description, export_model
-from imagenette_repro.saved import load_model
+from imagenette_repro.models.export import ExportError, description, export_model
+from imagenette_repro.models.saved import load_model
 from imagenette_repro.stage_io import file_sha256, run, stage_paths, write_json
 
 STAGES = {"custom": "train_custom", "googlenet": "finetune_googlenet"}  # who makes which

@@ -8,10 +8,9 @@ import json
 import pandas as pd
 import torch
 
-from imagenette_repro.batches import ImageSet, load_store
-from imagenette_repro.evaluation import VAL_FOLDER_SETS, evaluate_model
-from imagenette_repro.params import load_params
-from imagenette_repro.pretrained import (
+from imagenette_repro.data.batches import ImageSet, load_store
+from imagenette_repro.inference.evaluation import VAL_FOLDER_SETS, evaluate_model
+from imagenette_repro.models.pretrained import (
     ImagenetteLogits,
     classifier,
     freeze_through,
@@ -19,10 +18,11 @@ from imagenette_repro.pretrained import (
     read_state,
     replace_classifier,
 )
+from imagenette_repro.params import load_params
 from imagenette_repro.runtime import Runtime, runtime_settings, setup_torch
 from imagenette_repro.stage_io import run, stage_paths
-from imagenette_repro.training_settings import finetune_training
-from imagenette_repro.training_stage import load_training_data, train_and_save
+from imagenette_repro.train.settings import finetune_training
+from imagenette_repro.train.stage import load_training_data, train_and_save
 
 
 def zero_shot(

@@ -2,7 +2,7 @@
 so that no training epoch decodes a JPEG again. Independent of the split, so a new seed
 does not decode again."""
 
-from imagenette_repro.data import list_images, write_array_store
+from imagenette_repro.data.dataset import list_images, write_array_store
 from imagenette_repro.files import replacing
 from imagenette_repro.params import load_params
 from imagenette_repro.stage_io import run, stage_paths, write_json

@@ -12,14 +12,14 @@ import shutil
 from pathlib import Path
 
 from imagenette_repro.files import replacing
-from imagenette_repro.params import load_params
-from imagenette_repro.pretrained import (
+from imagenette_repro.models.pretrained import (
     WeightsError,
     check_hash_in_name,
     imagenet_network,
     read_state,
     weights_source,
 )
+from imagenette_repro.params import load_params
 from imagenette_repro.stage_io import file_sha256, run, stage_paths, write_json
 
 

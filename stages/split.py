@@ -2,7 +2,7 @@
 folder trains, the val folder validates; or a seeded 70:30 split of the train folder with
 the val folder kept as a test set); one row per image in --out/index.csv."""
 
-from imagenette_repro.data import SUBSETS, split_dataset
+from imagenette_repro.data.dataset import SUBSETS, split_dataset
 from imagenette_repro.files import replacing
 from imagenette_repro.params import load_params
 from imagenette_repro.stage_io import run, stage_paths, write_json

@@ -2,15 +2,15 @@
 patience, drop_period, drop_rate_factor, image_augmentation, train.*), or, when `network`
 names one of `recipes`, that modern recipe's timm model (same loop, same outputs)."""
 
-from imagenette_repro.architecture import without_dropout
-from imagenette_repro.batches import ImageSet, mean_image
-from imagenette_repro.classes import WNIDS
-from imagenette_repro.models import build_custom_network, build_timm_network
+from imagenette_repro.data.batches import ImageSet, mean_image
+from imagenette_repro.data.classes import WNIDS
+from imagenette_repro.models.architecture import without_dropout
+from imagenette_repro.models.networks import build_custom_network, build_timm_network
 from imagenette_repro.params import Params, ParamsError, load_params
 from imagenette_repro.runtime import runtime_settings, setup_torch
 from imagenette_repro.stage_io import run, stage_paths
-from imagenette_repro.training_settings import custom_training
-from imagenette_repro.training_stage import load_training_data, train_and_save
+from imagenette_repro.train.settings import custom_training
+from imagenette_repro.train.stage import load_training_data, train_and_save
 
 
 def recipe_network(params: Params, train: ImageSet, data_hash: str):

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from imagenette_repro.classes import ENGLISH, WNIDS
-from imagenette_repro.model_record import ModelRecord
+from imagenette_repro.data.classes import ENGLISH, WNIDS
+from imagenette_repro.models.record import ModelRecord
 
 from . import scratch
 

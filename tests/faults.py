@@ -29,8 +29,8 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from imagenette_repro.classes import WNIDS
-from imagenette_repro.experiments import apply_overrides, assignments, overrides
+from imagenette_repro.data.classes import WNIDS
+from imagenette_repro.experiments.catalogue import apply_overrides, assignments, overrides
 from imagenette_repro.files import replacing
 
 from . import scratch

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from imagenette_repro.experiments import (
+from imagenette_repro.experiments.catalogue import (
     ROOT,
     apply_overrides,
     assignments,

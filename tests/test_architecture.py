@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from imagenette_repro.architecture import ArchitectureError, parse_architecture, parse_layer
-from imagenette_repro.models import build_custom_network
+from imagenette_repro.models.architecture import ArchitectureError, parse_architecture, parse_layer
+from imagenette_repro.models.networks import build_custom_network
 
 
 def test_parse_layer_reads_the_report_notation():

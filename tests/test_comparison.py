@@ -1,8 +1,8 @@
 """The comparison table, from records shaped like `dvc exp show --json`."""
 
-from imagenette_repro.comparison import comparison_table, experiments_from_dvc
 from imagenette_repro.params import validate
-from imagenette_repro.report_settings import FULL_ARCHIVE, custom_differences
+from imagenette_repro.report.comparison import comparison_table, experiments_from_dvc
+from imagenette_repro.report.protocol import FULL_ARCHIVE, custom_differences
 
 
 def experiment(
@@ -19,7 +19,7 @@ def experiment(
     epochs=30,
 ):
     """An experiment record with the evaluation evaluate would write for it (its judgement
-    of the report's settings from report_settings.custom_differences)."""
+    of the report's settings from protocol.custom_differences)."""
     row = params["report_rows"][network]
     columns = {
         **{k: row[k] for k in ("learn_rate", "patience", "drop_period", "drop_rate_factor")},
@@ -50,7 +50,7 @@ def experiment(
             "protocol": "val_folder",
             "folders": FULL_ARCHIVE,
         },
-        params["report_rows"],
+        validate(params).report_rows,
     )
     is_row = not settings and not differs
     custom = {

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from imagenette_repro.batches import (
+from imagenette_repro.data.batches import (
     ImageSet,
     augment,
     batches,
@@ -15,8 +15,8 @@ from imagenette_repro.batches import (
     random_resized_crop,
     to_input,
 )
-from imagenette_repro.classes import WNIDS
-from imagenette_repro.data import DataError, decode_image, split_dataset, write_array_store
+from imagenette_repro.data.classes import WNIDS
+from imagenette_repro.data.dataset import DataError, decode_image, split_dataset, write_array_store
 
 from .conftest import ROOT, write_jpeg
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from imagenette_repro.batches import augment
+from imagenette_repro.data.batches import augment
 from imagenette_repro.distributed import World, claim_free_slot
 
 from . import faults

@@ -1,4 +1,4 @@
-"""Tests for imagenette_repro.download and the committed sample archive."""
+"""Tests for imagenette_repro.data.download and the committed sample archive."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from imagenette_repro.download import (
+from imagenette_repro.data.download import (
     KNOWN_ARCHIVES,
     DownloadError,
     download_dataset,

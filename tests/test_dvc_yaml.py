@@ -13,36 +13,57 @@ from .conftest import ROOT
 PACKAGE = ROOT / "src" / "imagenette_repro"
 
 
+def module_file(name: str) -> Path | None:
+    """The source file of module `name` (dotted, inside the package), or None."""
+    path = PACKAGE.joinpath(*name.split(".")) if name else PACKAGE
+    if path.with_suffix(".py").is_file():
+        return path.with_suffix(".py")
+    return path / "__init__.py" if (path / "__init__.py").is_file() else None
+
+
 def package_imports(path: Path) -> set[str]:
-    """The modules of imagenette_repro that a file imports directly (anywhere in it)."""
+    """The modules of imagenette_repro (dotted, below the package) that a file imports
+    directly, anywhere in it; `from package import module` counts as that module."""
+    inside = path.is_relative_to(PACKAGE)
+    here = list(path.relative_to(PACKAGE).parent.parts) if inside else []
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
-            inside = node.level > 0 or (node.module or "").startswith("imagenette_repro")
-            if not inside:
+            if node.level:
+                base = here[: len(here) - (node.level - 1)]
+                module = ".".join([*base, *(node.module or "").split(".")]).strip(".")
+            elif (node.module or "").split(".")[0] == "imagenette_repro":
+                module = node.module.removeprefix("imagenette_repro").lstrip(".")
+            else:
                 continue
-            module = (node.module or "").removeprefix("imagenette_repro").lstrip(".")
-            if module:
-                found.add(module.split(".")[0])
-            else:  # from . import x / from imagenette_repro import x
-                found.update(alias.name for alias in node.names)
+            found.add(module)
+            found.update(f"{module}.{alias.name}".lstrip(".") for alias in node.names)
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("imagenette_repro."):
-                    found.add(alias.name.split(".")[1])
-    return {name for name in found if (PACKAGE / f"{name}.py").exists()}
+                    found.add(alias.name.removeprefix("imagenette_repro."))
+    return {name for name in found if name and module_file(name) is not None}
 
 
 def closure(script: Path) -> set[str]:
-    """The package's source files a stage script runs, transitively."""
+    """The package's source files a stage script runs, transitively; the packages'
+    `__init__.py` files are empty (checked below) and left out."""
     seen: set[str] = set()
     todo = package_imports(script)
     while todo:
         name = todo.pop()
         if name not in seen:
             seen.add(name)
-            todo |= package_imports(PACKAGE / f"{name}.py")
-    return {f"src/imagenette_repro/{name}.py" for name in seen}
+            todo |= package_imports(module_file(name))
+    files = {module_file(name) for name in seen}
+    return {str(f.relative_to(ROOT)) for f in files if f.name != "__init__.py"}
+
+
+def test_the_packages_init_files_are_empty() -> None:
+    """What a stage's deps leave out must hold no code."""
+    inits = sorted(PACKAGE.rglob("__init__.py"))
+    assert len(inits) >= 7  # the package and its concerns
+    assert [str(p.relative_to(ROOT)) for p in inits if p.read_text().strip()] == []
 
 
 def test_every_stage_depends_on_the_modules_its_script_imports() -> None:
@@ -69,8 +90,14 @@ def test_the_import_scan_follows_relative_and_absolute_imports(tmp_path) -> None
     found = closure(script)
     assert "src/imagenette_repro/files.py" in found
     # params.py imports architecture.py (relative import), which the closure follows.
-    assert "src/imagenette_repro/architecture.py" in found
-    assert "src/imagenette_repro/predict.py" not in found
+    assert "src/imagenette_repro/models/architecture.py" in found
+    assert "src/imagenette_repro/inference/predict.py" not in found
+    # A module named from its package, and the sibling and parent modules it imports.
+    script.write_text("from imagenette_repro.train import stage\n")
+    found = closure(script)
+    assert {"src/imagenette_repro/train/stage.py", "src/imagenette_repro/train/loop.py"} <= found
+    assert "src/imagenette_repro/data/batches.py" in found  # from ..data.batches import
+    assert "src/imagenette_repro/train/settings.py" not in found
 
 
 def test_both_models_are_registry_artifacts_made_by_a_stage() -> None:
@@ -105,7 +132,7 @@ def test_dvc_yaml_is_the_one_map_of_the_pipelines_files():
             if path.startswith(("data/", "metrics/")):
                 named = path in cmd or any(path.startswith(f"{w}/") for w in cmd.split())
                 assert named, f"{name}: {path} is not named in its cmd"
-    for script in [*(ROOT / "stages").glob("*.py"), PACKAGE / "training_stage.py"]:
+    for script in [*(ROOT / "stages").glob("*.py"), PACKAGE / "train" / "stage.py"]:
         for node in ast.walk(ast.parse(script.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 assert not node.value.startswith(("data/", "metrics/")), (

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from imagenette_repro import evaluation
-from imagenette_repro.batches import ImageSet
+from imagenette_repro.data.batches import ImageSet
+from imagenette_repro.inference import evaluation
 
 
 def store_and_index(n: int = 60) -> tuple[ImageSet, pd.DataFrame]:

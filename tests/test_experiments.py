@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from imagenette_repro.experiments import (
+from imagenette_repro.experiments.catalogue import (
     CatalogueError,
     apply_overrides,
     assignments,

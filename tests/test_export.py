@@ -11,10 +11,16 @@ import onnxruntime
 import pytest
 import torch
 
-from imagenette_repro.batches import to_input
-from imagenette_repro.data import decode_image
-from imagenette_repro.export import ExportError, compare, export_model, run_torchscript, verify
-from imagenette_repro.saved import load_model
+from imagenette_repro.data.batches import to_input
+from imagenette_repro.data.dataset import decode_image
+from imagenette_repro.models.export import (
+    ExportError,
+    compare,
+    export_model,
+    run_torchscript,
+    verify,
+)
+from imagenette_repro.models.saved import load_model
 
 from .conftest import ROOT, write_jpeg
 from .scratch import stage_argv

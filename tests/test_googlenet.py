@@ -4,8 +4,7 @@ import pytest
 import torch
 from torchvision.models import googlenet
 
-from imagenette_repro.model_record import save_model
-from imagenette_repro.pretrained import (
+from imagenette_repro.models.pretrained import (
     WeightsError,
     check_hash_in_name,
     classifier,
@@ -15,7 +14,8 @@ from imagenette_repro.pretrained import (
     replace_classifier,
     weights_source,
 )
-from imagenette_repro.saved import load_model
+from imagenette_repro.models.record import save_model
+from imagenette_repro.models.saved import load_model
 
 from .conftest import model_record
 

@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from imagenette_repro.params import validate
+
 from .conftest import ROOT
 
 pytestmark = pytest.mark.e2e  # whole pipelines in scratch copies
@@ -61,7 +63,7 @@ def test_the_parts_give_back_the_archive_and_a_bad_part_is_named(parts, tmp_path
 
 def test_the_plan_puts_the_questions_first_and_skips_what_cannot_finish(repo_params):
     script = load_script()
-    steps = script.plan(repo_params)
+    steps = script.plan(validate(repo_params))
     assert [s.name for s in steps[:5]] == [
         "network_84_8153",
         "network_84_8153-glorot",

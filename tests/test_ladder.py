@@ -1,4 +1,4 @@
-"""The resolution ladder's points, fit and sentence (python -m imagenette_repro.ladder)."""
+"""The resolution ladder's points, fit and sentence (python -m imagenette_repro.report.ladder)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from imagenette_repro import ladder
+from imagenette_repro.report import ladder
 
 from .conftest import ROOT
 

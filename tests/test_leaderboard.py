@@ -1,5 +1,5 @@
 """The 128-px recipe's results beside the report and fastai's leaderboard
-(python -m imagenette_repro.leaderboard)."""
+(python -m imagenette_repro.report.leaderboard)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from imagenette_repro import leaderboard
-from imagenette_repro.experiments import apply_overrides
+from imagenette_repro.experiments.catalogue import apply_overrides
+from imagenette_repro.report import leaderboard
 
 from .conftest import ROOT
 

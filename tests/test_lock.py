@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import yaml
 
-from imagenette_repro.experiments import apply_overrides
+from imagenette_repro.experiments.catalogue import apply_overrides
 from imagenette_repro.params import read_yaml
 from imagenette_repro.stage_io import file_hash
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from imagenette_repro.model_record import ModelRecord, read_saved, save_model
+from imagenette_repro.models.record import ModelRecord, read_saved, save_model
 
 from .conftest import model_record
 

@@ -153,7 +153,7 @@ def test_repro_then_adam_variant_reruns_only_training_and_evaluation(project, sa
     # The augmentation's code edited (batches.py, not data.py): the data stages stay
     # cached; the stages that run it (and evaluate, which loads batches) re-run.
     assert json.loads(run(["dvc", "status", "--json"], repo, env, stdout_only=True)) == {}
-    code = repo / "src" / "imagenette_repro" / "batches.py"
+    code = repo / "src" / "imagenette_repro" / "data" / "batches.py"
     edited = code.read_text().replace("outside pixels are 0", "outside pixels are zero")
     assert edited != code.read_text()
     code.write_text(edited)

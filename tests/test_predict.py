@@ -13,14 +13,14 @@ import pytest
 import torch
 from PIL import Image
 
-from imagenette_repro.batches import to_input
-from imagenette_repro.classes import CLASSES
-from imagenette_repro.data import decode_image
-from imagenette_repro.model_record import save_model
-from imagenette_repro.models import build_custom_network
-from imagenette_repro.predict import classify, main
-from imagenette_repro.pretrained import imagenet_network, replace_classifier
-from imagenette_repro.saved import load_model
+from imagenette_repro.data.batches import to_input
+from imagenette_repro.data.classes import CLASSES
+from imagenette_repro.data.dataset import decode_image
+from imagenette_repro.inference.predict import classify, main
+from imagenette_repro.models.networks import build_custom_network
+from imagenette_repro.models.pretrained import imagenet_network, replace_classifier
+from imagenette_repro.models.record import save_model
+from imagenette_repro.models.saved import load_model
 
 from .conftest import ROOT, model_record, write_jpeg
 
@@ -111,7 +111,7 @@ def test_folder_of_every_format_json_and_a_corrupt_file(tmp_path):
     good, corrupt = write_images(tmp_path / "images")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     result = subprocess.run(
-        [sys.executable, "-m", "imagenette_repro.predict", "--model", str(model_path)]
+        [sys.executable, "-m", "imagenette_repro.inference.predict", "--model", str(model_path)]
         + ["--top", "3", "--json", "--batch-size", "4", str(tmp_path / "images")],
         cwd=tmp_path,
         env=env,

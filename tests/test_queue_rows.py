@@ -1,13 +1,13 @@
 import pytest
 
-from imagenette_repro.experiments import apply_overrides
-from imagenette_repro.params import ParamsError, validate
-from imagenette_repro.queue_rows import (
+from imagenette_repro.experiments.catalogue import apply_overrides
+from imagenette_repro.experiments.queue_rows import (
     main,
     queue_command,
     queue_states,
     row_overrides,
 )
+from imagenette_repro.params import ParamsError, validate
 
 from .conftest import ROOT
 

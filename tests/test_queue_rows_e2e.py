@@ -20,7 +20,7 @@ def test_queue_two_rows_run_them_and_compare(project, sample_url):
     queue = [
         sys.executable,
         "-m",
-        "imagenette_repro.queue_rows",
+        "imagenette_repro.experiments.queue_rows",
         "queue",
         *ROWS,
         "-S",
@@ -38,7 +38,7 @@ def test_queue_two_rows_run_them_and_compare(project, sample_url):
     assert "dvc exp run --queue" not in again
     assert all(f"skip {row}: an experiment with these params exists" in again for row in ROWS)
 
-    run([sys.executable, "-m", "imagenette_repro.comparison", "--out", "metrics"], repo, env)
+    run([sys.executable, "-m", "imagenette_repro.report.comparison", "--out", "metrics"], repo, env)
     table = pd.read_csv(repo / "metrics" / "report_comparison.csv")
     assert sorted(table["experiment"]) == ROWS
     # Scaled runs: labelled with what differs, never compared with the published numbers.

@@ -13,14 +13,14 @@ import pytest
 import torch
 import yaml
 
-from imagenette_repro.comparison import comparison_table, experiments_from_dvc
-from imagenette_repro.model_record import save_model
-from imagenette_repro.models import build_timm_network
+from imagenette_repro.experiments.queue_rows import row_overrides
+from imagenette_repro.models.networks import build_timm_network
+from imagenette_repro.models.record import save_model
+from imagenette_repro.models.saved import load_model
 from imagenette_repro.params import ParamsError, validate
-from imagenette_repro.queue_rows import row_overrides
-from imagenette_repro.saved import load_model
-from imagenette_repro.training import TrainConfig, fit, make_scheduler
-from imagenette_repro.training_settings import recipe_training
+from imagenette_repro.report.comparison import comparison_table, experiments_from_dvc
+from imagenette_repro.train.loop import TrainConfig, fit, make_scheduler
+from imagenette_repro.train.settings import recipe_training
 
 from .conftest import ROOT, model_record
 from .scratch import stage_argv

@@ -1,9 +1,10 @@
-"""What makes a run one of the report's rows (report_settings.py), the rule evaluate and
+"""What makes a run one of the report's rows (report/protocol.py), the rule evaluate and
 report.py both follow."""
 
 import pytest
 
-from imagenette_repro.report_settings import (
+from imagenette_repro.params import validate
+from imagenette_repro.report.protocol import (
     FULL_ARCHIVE,
     custom_differences,
     googlenet_differences,
@@ -38,7 +39,7 @@ def report_run(**changes) -> dict:
 
 
 def test_a_row_at_the_report_settings_differs_in_nothing(repo_params):
-    assert custom_differences(report_run(), repo_params["report_rows"]) == ([], [])
+    assert custom_differences(report_run(), validate(repo_params).report_rows) == ([], [])
     assert settings_label("") == "report settings"
 
 
@@ -56,17 +57,17 @@ def test_a_row_at_the_report_settings_differs_in_nothing(repo_params):
     ],
 )
 def test_every_setting_that_differs_is_named(repo_params, changes, expected):
-    settings, columns = custom_differences(report_run(**changes), repo_params["report_rows"])
+    settings, columns = custom_differences(report_run(**changes), validate(repo_params).report_rows)
     assert settings == [expected] and columns == []
 
 
 def test_columns_and_recipes_are_not_report_rows(repo_params):
     run = report_run()
     run["row_params"] = {**run["row_params"], "optimizer": "sgdm"}
-    _, columns = custom_differences(run, repo_params["report_rows"])
+    _, columns = custom_differences(run, validate(repo_params).report_rows)
     assert columns == ["optimizer sgdm (row: adam)"]
     _, columns = custom_differences(
-        report_run(kind="timm", network="modern_resnet"), repo_params["report_rows"]
+        report_run(kind="timm", network="modern_resnet"), validate(repo_params).report_rows
     )
     assert columns == ["a modern recipe, not one of the report's rows"]
 

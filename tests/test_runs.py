@@ -1,4 +1,4 @@
-"""The short view of the experiments (python -m imagenette_repro.runs): 80 columns, the
+"""The short view of the experiments (python -m imagenette_repro.experiments.runs): 80 columns, the
 report's columns and the accuracy, a running experiment's progress."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from imagenette_repro import runs
+from imagenette_repro.experiments import runs
 
 from .conftest import ROOT
 

@@ -35,7 +35,7 @@ def clone(work: Path, name: str, env: dict) -> Path:
 
 def predict(repo: Path, env: dict, *args: str) -> dict:
     out = run(
-        [sys.executable, "-m", "imagenette_repro.predict", "--json", *args, VAL_IMAGES],
+        [sys.executable, "-m", "imagenette_repro.inference.predict", "--json", *args, VAL_IMAGES],
         repo,
         env,
         stdout_only=True,
@@ -44,9 +44,9 @@ def predict(repo: Path, env: dict, *args: str) -> dict:
 
 
 def share(repo: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
-    """python -m imagenette_repro.remote (make push / make pull) in `repo`."""
+    """python -m imagenette_repro.experiments.remote (make push / make pull) in `repo`."""
     return subprocess.run(
-        [sys.executable, "-m", "imagenette_repro.remote", *args],
+        [sys.executable, "-m", "imagenette_repro.experiments.remote", *args],
         cwd=repo,
         env=env,
         capture_output=True,

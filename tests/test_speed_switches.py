@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from imagenette_repro.batches import ImageSet, batches, place, to_input
-from imagenette_repro.evaluation import predict
+from imagenette_repro.data.batches import ImageSet, batches, place, to_input
+from imagenette_repro.inference.evaluation import predict
 from imagenette_repro.params import ParamsError, validate
 from imagenette_repro.runtime import Runtime, auto_precision, runtime_settings
-from imagenette_repro.training import TrainConfig, fit
+from imagenette_repro.train.loop import TrainConfig, fit
 
 from .conftest import ROOT
 

@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from dvc.repo import Repo
 
-from imagenette_repro import study
-from imagenette_repro.study import (
+from imagenette_repro.report import study
+from imagenette_repro.report.study import (
     CONTRADICTED,
     NO_CURVES,
     NOT_ENOUGH_RUNS,
     NOT_RESOLVED,
     SUPPORTED,
+    TRAIN_CURVES_OUT,
     StudyError,
 )
 
@@ -87,7 +92,7 @@ def rev(
     train: float,
     timestamp: str = "2026-12-01T10:00:00",
     precision: str | None = "bf16",
-    outs_hash: str | None = None,
+    commit: str | None = None,
     epochs: int = EPOCHS,
     imagenet_train: float | None = None,
 ) -> dict:
@@ -108,10 +113,8 @@ def rev(
     if imagenet_train is not None:
         custom["val_folder_imagenet_train"] = {"accuracy": imagenet_train / 100, "images": 366}
     outs = {"data/models/custom.pt": {"hash": "ee0a5ea0c753275dc9c5dcbffaedb6c0"}}
-    if outs_hash:
-        outs["metrics/train_custom"] = {"hash": outs_hash, "size": 4238, "nfiles": 8}
     return {
-        "rev": hashlib.sha1(name.encode()).hexdigest(),
+        "rev": commit or hashlib.sha1(name.encode()).hexdigest(),
         "name": name,
         "data": {
             "rev": "x",
@@ -150,7 +153,7 @@ def exp_show(revs: list[dict]) -> list[dict]:
     ]
 
 
-def study_revs(outs_hashes: dict[str, str] | None = None) -> list[dict]:
+def study_revs(commits: dict[str, str] | None = None) -> list[dict]:
     revs = []
     for condition, (prefix, *_rest) in CONDITIONS.items():
         for i, seed in enumerate(SEEDS):
@@ -161,7 +164,7 @@ def study_revs(outs_hashes: dict[str, str] | None = None) -> list[dict]:
                     params_for(condition, seed),
                     VAL[condition][i],
                     TRAIN[condition][i],
-                    outs_hash=(outs_hashes or {}).get(name),
+                    commit=(commits or {}).get(name),
                 )
             )
     return revs
@@ -172,24 +175,29 @@ def write_json(path: Path, value) -> Path:
     return path
 
 
-# -- a hand-built DVC cache ----------------------------------------------------------------
-
-
-def cache_file(repo: Path, data: bytes, suffix: str = "") -> str:
-    """A file in DVC 3's cache layout; a folder's listing is stored as `<md5>.dir`."""
-    md5 = hashlib.md5(data).hexdigest() + suffix
-    path = repo / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return md5
+# -- a DVC repository whose commits hold the runs' curves -----------------------------------
 
 
 def tsv(name: str, values: list[float]) -> bytes:
     return ("step\t" + name + "\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(values))).encode()
 
 
-def cache_curves(repo: Path, valid_accuracy: list[float], skip: str | None = None) -> str:
-    """dvclive's metrics/train_custom of one run in the cache; returns its `.dir` hash."""
+def git(repo: Path, *args: str) -> str:
+    command = ["git", "-c", "user.name=study", "-c", "user.email=study@example.org", *args]
+    return subprocess.run(command, cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def commit_curves(repo: Path, valid_accuracy: list[float], skip: str | None = None) -> str:
+    """dvclive's metrics/train_custom of one run, tracked by DVC in `repo` (made on first
+    use) and committed, as an experiment's commit holds it; returns the commit. `skip`: a
+    file whose object is then deleted from DVC's cache."""
+    if not (repo / ".dvc").is_dir():
+        repo.mkdir(parents=True)
+        git(repo, "init", "-q")
+        subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "dvc", "config", "core.analytics", "false"], cwd=repo, check=True
+        )
     n = len(valid_accuracy)
     files = {
         "plots/metrics/valid/accuracy.tsv": tsv("accuracy", valid_accuracy),
@@ -202,21 +210,29 @@ def cache_curves(repo: Path, valid_accuracy: list[float], skip: str | None = Non
         ),
         "metrics.json": b"{}",
     }
-    listing = [
-        {"md5": cache_file(repo, data) if relpath != skip else "0" * 32, "relpath": relpath}
-        for relpath, data in sorted(files.items())
-    ]
-    return cache_file(repo, json.dumps(listing).encode(), suffix=".dir")
+    folder = repo / TRAIN_CURVES_OUT
+    shutil.rmtree(folder, ignore_errors=True)
+    for relpath, data in files.items():
+        (folder / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relpath).write_bytes(data)
+    with Repo(str(repo)) as dvc:
+        dvc.add(str(folder))
+        if skip:
+            Path(dvc.cache.local.oid_to_path(hashlib.md5(files[skip]).hexdigest())).unlink()
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a run")
+    return git(repo, "rev-parse", "HEAD").strip()
 
 
-def build_cache(repo: Path) -> dict[str, str]:
-    hashes = {}
+def commit_runs(repo: Path) -> dict[str, str]:
+    """Every study run's curves committed in `repo`: name -> commit."""
+    commits = {}
     for condition, (prefix, *_rest) in CONDITIONS.items():
         curve = VALID_CURVE["adam_row" if condition == "adam_row" else "other"]
         for i, seed in enumerate(SEEDS):
             # a per-seed wobble keeps the differences from being all equal
-            hashes[f"{prefix}-seed{seed}"] = cache_curves(repo, [v + 0.01 * i for v in curve])
-    return hashes
+            commits[f"{prefix}-seed{seed}"] = commit_curves(repo, [v + 0.01 * i for v in curve])
+    return commits
 
 
 @pytest.fixture
@@ -390,11 +406,13 @@ def test_missing_dropout_param_counts_as_dropout_on(tmp_path):
     assert [r.condition for r in study.study_runs(study.read_exp_show([path]))] == ["base"]
 
 
-def test_curves_are_extracted_from_the_cache(tmp_path):
+def test_curves_are_read_from_the_experiments_commit(tmp_path):
     repo = tmp_path / "repo"
     curve = [0.30, 0.40, 0.45, 0.52, 0.57]
-    folder = cache_curves(repo, curve)
-    out = study.extract_curves("run-a", {"metrics/train_custom": {"hash": folder}}, repo, tmp_path)
+    commit = commit_curves(repo, curve)
+    commit_curves(repo, [0.9, 0.9])  # a later run: the first one's commit still gives its own
+    shutil.rmtree(repo / TRAIN_CURVES_OUT)  # read from DVC's records, not the workspace
+    out = study.extract_curves("run-a", commit, repo, tmp_path)
     assert out == tmp_path / "run-a.tsv"
     assert not list(tmp_path.glob(".*.tmp"))
     written = pd.read_csv(out, sep="\t")
@@ -405,28 +423,30 @@ def test_curves_are_extracted_from_the_cache(tmp_path):
     assert list(written["train/images_per_s"]) == [IMAGES_PER_S] * 5
 
 
-def test_missing_cache_files_name_the_run_and_the_path(tmp_path):
+def test_curves_dvc_cannot_give_name_the_run_and_the_file(tmp_path):
     repo = tmp_path / "repo"
-    folder = cache_curves(repo, [0.3, 0.4], skip="plots/metrics/valid/loss.tsv")
-    outs = {"metrics/train_custom": {"hash": folder}}
-    with pytest.raises(StudyError, match=r"run-b: metrics/train_custom/plots/metrics/valid/loss"):
-        study.extract_curves("run-b", outs, repo, tmp_path / "curves")
-    gone = {"metrics/train_custom": {"hash": "ab" + "0" * 30 + ".dir"}}
-    with pytest.raises(StudyError) as caught:
-        study.extract_curves("run-c", gone, repo, tmp_path / "curves")
-    assert "run-c" in str(caught.value)
-    assert str(repo / ".dvc/cache/files/md5/ab" / ("0" * 30 + ".dir")) in str(caught.value)
-    with pytest.raises(StudyError, match="run-d: no metrics/train_custom"):
-        study.extract_curves("run-d", {}, repo, tmp_path / "curves")
-    assert not (tmp_path / "curves" / "run-b.tsv").exists()
+    first = commit_curves(repo, [0.3, 0.4])
+    broken = commit_curves(repo, [0.5, 0.6], skip="plots/metrics/valid/loss.tsv")
+    curves = tmp_path / "curves"
+    with pytest.raises(StudyError, match=r"run-b: .*metrics/train_custom/plots/metrics/valid/loss"):
+        study.extract_curves("run-b", broken, repo, curves)
+    with pytest.raises(StudyError, match=f"run-c: .*experiment {'0' * 40} in {repo}"):
+        study.extract_curves("run-c", "0" * 40, repo, curves)
+    git(repo, "checkout", "-q", first)
+    git(repo, "rm", "-q", "metrics/train_custom.dvc")
+    git(repo, "commit", "-qm", "no curves")
+    bare = git(repo, "rev-parse", "HEAD").strip()
+    with pytest.raises(StudyError, match="run-d: .*metrics/train_custom/plots/metrics/"):
+        study.extract_curves("run-d", bare, repo, curves)
+    assert not curves.exists() or not list(curves.iterdir())
 
 
 def test_curve_based_numbers(tmp_path):
     repo = tmp_path / "repo"
-    path = write_json(tmp_path / "b.json", exp_show(study_revs(build_cache(repo))))
+    path = write_json(tmp_path / "b.json", exp_show(study_revs(commit_runs(repo))))
     runs = study.study_runs(study.read_exp_show([path]))
     for run in runs:
-        study.extract_curves(run.name, run.experiment.outs, repo, tmp_path / "curves")
+        study.extract_curves(run.name, run.experiment.rev, repo, tmp_path / "curves")
     table = load_table([path], tmp_path / "curves").set_index("experiment")
     base = table.loc["network_84_8153-study-seed43"]
     assert base["valid_accuracy_epoch3"] == pytest.approx(100 * (0.45 + 0.01))
@@ -445,7 +465,7 @@ def test_stale_curves_are_flagged(tmp_path, batch):
     curves_dir.mkdir()
     study.extract_curves(
         "network_84_8153-study-seed42",
-        {"metrics/train_custom": {"hash": cache_curves(tmp_path / "repo", [0.3, 0.4])}},
+        commit_curves(tmp_path / "repo", [0.3, 0.4]),
         tmp_path / "repo",
         curves_dir,
     )
@@ -535,7 +555,7 @@ def test_pretrained_check(tmp_path, batch):
 
 def test_cli_writes_every_file(tmp_path, capsys):
     repo = tmp_path / "repo"
-    batch = write_json(tmp_path / "batch1.json", exp_show(study_revs(build_cache(repo))))
+    batch = write_json(tmp_path / "batch1.json", exp_show(study_revs(commit_runs(repo))))
     out = tmp_path / "out"
     status = study.main(
         [

@@ -3,7 +3,7 @@ the working tree, so the README's commands pass in either order."""
 
 import yaml
 
-from imagenette_repro.experiments import apply_overrides
+from imagenette_repro.experiments.catalogue import apply_overrides
 
 from . import scratch
 from .conftest import ROOT

@@ -2,9 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from imagenette_repro.batches import ImageSet
-from imagenette_repro.models import build_custom_network
-from imagenette_repro.training import (
+from imagenette_repro.data.batches import ImageSet
+from imagenette_repro.models.networks import build_custom_network
+from imagenette_repro.train.loop import (
     EarlyStopping,
     TrainConfig,
     fit,
@@ -270,7 +270,7 @@ def test_checkpoint_code_fingerprint_covers_only_the_code_the_training_runs(tmp_
 
     package = tmp_path / "src" / "imagenette_repro"
     shutil.copytree(ROOT / "src" / "imagenette_repro", package)
-    script = "from imagenette_repro.training_stage import code_fingerprint as f; print(f())"
+    script = "from imagenette_repro.train.stage import code_fingerprint as f; print(f())"
 
     def fingerprint() -> str:
         env = {"PYTHONPATH": str(tmp_path / "src"), "PATH": "/usr/bin:/bin"}
@@ -283,7 +283,7 @@ def test_checkpoint_code_fingerprint_covers_only_the_code_the_training_runs(tmp_
         path.write_text(path.read_text() + "\n# edited\n")  # fails if the module is gone
 
     first = fingerprint()
-    edit("comparison.py")  # not run by training
+    edit("report/comparison.py")  # not run by training
     assert fingerprint() == first
-    edit("batches.py")  # run by training
+    edit("data/batches.py")  # run by training
     assert fingerprint() != first

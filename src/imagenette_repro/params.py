@@ -11,9 +11,9 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from .architecture import ArchitectureError, parse_architecture, parse_layer
-from .classes import NUM_CLASSES
+from .data.classes import NUM_CLASSES
 from .errors import UserError
+from .models.architecture import ArchitectureError, parse_architecture, parse_layer
 
 # torchvision's GoogLeNet children, in order (what googlenet.freeze_through may name).
 GOOGLENET_LAYERS = (

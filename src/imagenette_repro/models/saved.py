@@ -8,9 +8,9 @@ from pathlib import Path
 
 from torch import nn
 
-from .model_record import ModelRecord, read_saved
-from .models import build_custom_network, build_timm_network
+from .networks import build_custom_network, build_timm_network
 from .pretrained import imagenet_network, replace_classifier
+from .record import ModelRecord, read_saved
 
 
 def load_model(path: Path) -> tuple[nn.Module, ModelRecord]:

@@ -9,10 +9,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .batches import ImageSet, batches, place, to_input
-from .classes import ENGLISH
-from .progress import Progress
-from .runtime import Runtime
+from ..data.batches import ImageSet, batches, place, to_input
+from ..data.classes import ENGLISH
+from ..progress import Progress
+from ..runtime import Runtime
 
 
 @torch.inference_mode()

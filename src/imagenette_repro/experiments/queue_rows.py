@@ -1,8 +1,7 @@
 """Queue the report's table rows as named DVC experiments and run them with DVC's queue.
 
-    python -m imagenette_repro.queue_rows queue [ROW ...] [--seeds 1 2 3] [-S key=value ...]
-                                          [--name-suffix TEXT] [--target STAGE] [--run]
-                                          [-j N] [--dry-run]
+    python -m imagenette_repro.experiments.queue_rows queue [ROW ...] [--seeds 1 2 3]
+        [-S key=value ...] [--name-suffix TEXT] [--target STAGE] [--run] [-j N] [--dry-run]
 
 Each row becomes `dvc exp run --queue -n <row> -S network=<row> -S optimizer=...` with the
 row's values from params.yaml (`report_rows`) and its input size from its layer list;
@@ -20,9 +19,9 @@ import sys
 import time
 from typing import Any
 
-from .experiments import apply_overrides
-from .params import ROW_COLUMNS, Params, ParamsError, load_params
-from .progress import Progress
+from ..params import ROW_COLUMNS, Params, ParamsError, load_params
+from ..progress import Progress
+from .catalogue import apply_overrides
 from .runs import exp_show_json, read_runs
 
 
@@ -124,7 +123,7 @@ def wait_for_queue(names: set[str], poll_seconds: float = 5.0) -> dict[str, str]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m imagenette_repro.queue_rows",
+        prog="python -m imagenette_repro.experiments.queue_rows",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,7 +1,7 @@
 """The experiments DVC knows, side by side in the report's columns, short enough for an
 80-column terminal (`dvc exp show` has a column per parameter: about 190 here).
 
-    python -m imagenette_repro.runs [--input EXP_SHOW_JSON] [--all]
+    python -m imagenette_repro.experiments.runs [--input EXP_SHOW_JSON] [--all]
 
 One line per experiment (the workspace and its commit first): the network, the report's
 six columns (optimizer, learn_rate, patience, drop_period, drop_rate_factor,
@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 EVALUATION = "metrics/evaluation.json"
 TRAIN_SUMMARY = "metrics/train_custom/metrics.json"
@@ -38,7 +38,6 @@ class Run:
     metrics: dict = field(default_factory=dict)  # metrics file -> its data
     state: str = ""  # an experiment's executor state: success, running, queued, failed, ...
     timestamp: str | None = None
-    outs: dict = field(default_factory=dict)
 
     @property
     def own_metrics(self) -> dict:
@@ -72,7 +71,6 @@ def _entry(entry: dict, kind: str, fallback_name: str = "", state: str = "") -> 
         metrics=_file_data(data, "metrics"),
         state=(state or "").lower(),
         timestamp=data.get("timestamp"),
-        outs=data.get("outs") or {},
     )
 
 

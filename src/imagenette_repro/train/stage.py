@@ -12,25 +12,25 @@ import pandas as pd
 import torch
 from dvclive import Live
 
-from . import distributed
-from .batches import ImageSet, load_store
-from .classes import ENGLISH, WNIDS
-from .model_record import ModelRecord, save_model
-from .params import ParamsError
-from .runtime import Runtime
-from .stage_io import file_sha256, fingerprint
-from .training import TrainConfig, fit
+from .. import distributed
+from ..data.batches import ImageSet, load_store
+from ..data.classes import ENGLISH, WNIDS
+from ..models.record import ModelRecord, save_model
+from ..params import ParamsError
+from ..runtime import Runtime
+from ..stage_io import file_sha256, fingerprint
+from .loop import TrainConfig, fit
 
 
 def code_fingerprint() -> str:
     """A hash of the code this stage runs: its script and the package's modules it has
     imported (as dvc.yaml's deps list them). An edit to other modules, comparison.py say,
     leaves a checkpoint resumable."""
-    package = Path(__file__).parent
+    package = Path(__file__).parents[1]
     loaded = {
         Path(module.__file__)
         for module in list(sys.modules.values())
-        if getattr(module, "__file__", None) and Path(module.__file__).parent == package
+        if getattr(module, "__file__", None) and Path(module.__file__).is_relative_to(package)
     }
     files = [*sorted(loaded), Path(sys.argv[0])]
     return fingerprint(*(file_sha256(path) for path in files if path.is_file()))

@@ -1,6 +1,6 @@
 """The report's conclusions re-tested with several seeds (the conclusions study).
 
-    python -m imagenette_repro.study [--out DIR] [--curves-from-cache REPO_DIR]
+    python -m imagenette_repro.report.study [--out DIR] [--curves-from-cache REPO_DIR]
         [--pretrained EVALUATION_JSON] [--precision-pair FP32_EXP_SHOW_JSON:EXPERIMENT]
         EXP_SHOW_JSON [EXP_SHOW_JSON ...]
 
@@ -16,8 +16,8 @@ by scripts/run_conclusions_cpu.sh) and pairs the conditions seed by seed:
 Each conclusion is a mean paired difference (percentage points) with a 95% two-sided t
 interval over the seeds; the verdict says on which side of 0 the interval lies. Writes
 study_runs.{csv,md}, study_summary.{csv,md}, study_conclusions.{md,json} and, with
---curves-from-cache, curves/<experiment>.tsv (dvclive's curves out of DVC's cache) to
---out, and prints the conclusions.
+--curves-from-cache, curves/<experiment>.tsv (dvclive's curves, read with dvc.api from
+the repository whose experiments these are) to --out, and prints the conclusions.
 """
 
 from __future__ import annotations
@@ -32,14 +32,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import dvc.api
 import pandas as pd
+from dvc.exceptions import DvcException
 from scipy import stats
 
-from .errors import UserError
-from .experiments import overrides
-from .files import replacing
-from .report_settings import settings_label
-from .runs import EVALUATION, get_dotted, read_runs
+from ..errors import UserError
+from ..experiments.catalogue import overrides
+from ..experiments.runs import EVALUATION, get_dotted, read_runs
+from ..files import replacing
+from .protocol import settings_label
 
 DEFAULT_OUT = Path("results/cpu-32px-conclusions")
 CONFIDENCE = 0.95
@@ -178,13 +180,13 @@ PARAM_DEFAULTS = {"train.dropout": True}
 
 @dataclass
 class Experiment:
-    """A finished experiment of `dvc exp show --json`: its params, evaluation and outs."""
+    """A finished experiment of `dvc exp show --json`: its commit, params and evaluation."""
 
     name: str
+    rev: str
     timestamp: str | None
     params: dict
     evaluation: dict  # metrics/evaluation.json
-    outs: dict
     source: str  # the file it was read from
 
 
@@ -239,10 +241,10 @@ def experiments_from_exp_show(shown: list[dict], source: str = "") -> list[Exper
     return [
         Experiment(
             name=run.name,
+            rev=run.rev,
             timestamp=run.timestamp,
             params=run.params,
             evaluation=run.metrics[EVALUATION],
-            outs=run.outs,
             source=source,
         )
         for run in read_runs(shown)
@@ -361,40 +363,23 @@ def _precision(evaluation: dict, model: str) -> str:
 # -- curves ------------------------------------------------------------------------------
 
 
-def cache_path(repo_dir: Path, md5: str) -> Path:
-    """A file of DVC 3's cache: .dvc/cache/files/md5/<2 characters>/<the rest>."""
-    return Path(repo_dir) / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
-
-
-def extract_curves(run_name: str, outs: dict, repo_dir: Path, curves_dir: Path) -> Path:
+def extract_curves(run_name: str, rev: str, repo_dir: Path, curves_dir: Path) -> Path:
     """Write `curves_dir/<run_name>.tsv` (epoch and dvclive's curves of metrics/train_custom)
-    from DVC's cache of `repo_dir`; a missing out or cache file is a StudyError."""
-    folder_hash = get_dotted(outs, f"{TRAIN_CURVES_OUT}.hash")
-    if not folder_hash or not str(folder_hash).endswith(".dir"):
-        raise StudyError(
-            f"{run_name}: no {TRAIN_CURVES_OUT} folder in its outs (hash {folder_hash!r})"
-        )
-    listing_path = cache_path(repo_dir, folder_hash)
-    if not listing_path.is_file():
-        raise StudyError(
-            f"{run_name}: {TRAIN_CURVES_OUT}'s listing is not in DVC's cache: {listing_path} "
-            "(pulled or garbage-collected? run `dvc pull` or `dvc exp pull` there)"
-        )
-    listing = {entry["relpath"]: entry["md5"] for entry in json.loads(listing_path.read_text())}
+    from experiment `rev` of the DVC repository `repo_dir`, read with dvc.api (from its
+    cache or its remote); a file DVC cannot give is a StudyError naming the run."""
     curves = None
     for column, relpath in CURVE_FILES.items():
-        if relpath not in listing:
+        path = f"{TRAIN_CURVES_OUT}/{relpath}"
+        try:
+            with dvc.api.open(path, repo=str(repo_dir), rev=rev) as file:
+                curve = pd.read_csv(file, sep="\t")
+        except DvcException as err:
             raise StudyError(
-                f"{run_name}: {TRAIN_CURVES_OUT}/{relpath} is not in its listing {listing_path}"
-            )
-        path = cache_path(repo_dir, listing[relpath])
-        if not path.is_file():
-            raise StudyError(
-                f"{run_name}: {TRAIN_CURVES_OUT}/{relpath} is not in DVC's cache: {path}"
-            )
-        curve = pd.read_csv(path, sep="\t")
+                f"{run_name}: DVC cannot give {path} of experiment {rev} in {repo_dir} "
+                f"(removed or garbage-collected? `dvc exp pull` it there): {err}"
+            ) from None
         if list(curve.columns[:1]) != ["step"] or len(curve.columns) != 2:
-            raise StudyError(f"{run_name}: {path} ({relpath}) is not a dvclive step<TAB>value file")
+            raise StudyError(f"{run_name}: {path} is not a dvclive step<TAB>value file")
         curve = curve.drop_duplicates("step", keep="last")
         curve = curve.set_axis(["step", column], axis=1).set_index("step")
         curves = curve if curves is None else curves.join(curve, how="outer")
@@ -1006,7 +991,7 @@ def write_outputs(
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit status (2: a fault in the inputs)."""
     parser = argparse.ArgumentParser(
-        prog="python -m imagenette_repro.study",
+        prog="python -m imagenette_repro.report.study",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -1016,7 +1001,8 @@ def main(argv: list[str] | None = None) -> int:
         "--curves-from-cache",
         type=Path,
         metavar="REPO_DIR",
-        help="extract each study run's dvclive curves from REPO_DIR/.dvc/cache to OUT/curves",
+        help="the DVC repository whose experiments these are: each study run's dvclive "
+        "curves are read from it (dvc.api) into OUT/curves",
     )
     parser.add_argument(
         "--pretrained",
@@ -1042,9 +1028,7 @@ def main(argv: list[str] | None = None) -> int:
             for run in runs:
                 # An earlier batch's curves, kept in OUT, stay (its cache may be elsewhere).
                 if not (curves_dir / f"{run.name}.tsv").is_file():
-                    extract_curves(
-                        run.name, run.experiment.outs, args.curves_from_cache, curves_dir
-                    )
+                    extract_curves(run.name, run.experiment.rev, args.curves_from_cache, curves_dir)
         curves = {run.name: read_curves(curves_dir / f"{run.name}.tsv") for run in runs}
         table, warnings = runs_table(runs, curves)
         warnings = shared_setting_warnings(runs) + warnings

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .data import DataError
+from .dataset import DataError
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import UserError
+from ..errors import UserError
 
 NOTATION_HELP = (
     "'ImageInput, HxW', 'Conv, KxK, N', 'MaxPool, 2x2', 'AvgPool, 2x2', 'Dropout, P', "

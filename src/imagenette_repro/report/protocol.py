@@ -9,7 +9,7 @@ published accuracy (evaluate, report.py). Light on purpose (no torch).
 
 from __future__ import annotations
 
-from .params import ROW_COLUMNS
+from ..params import ROW_COLUMNS, ReportRow
 
 REPORT_EPOCHS = 30  # MATLAB's MaxEpochs default
 REPORT_BATCH_SIZE = 128  # MATLAB's MiniBatchSize default
@@ -33,7 +33,7 @@ def data_differences(protocol: str, folders: dict) -> list[str]:
     return found
 
 
-def custom_differences(run: dict, rows: dict) -> tuple[list[str], list[str]]:
+def custom_differences(run: dict, rows: dict[str, ReportRow]) -> tuple[list[str], list[str]]:
     """(settings, columns) in which a custom-network run differs from the report's row
     of the same name; both empty: a report row. `run`: network, kind (custom | timm),
     input_size, own_input_size, max_epochs, batch_size, init, patience_on, keep,
@@ -59,9 +59,9 @@ def custom_differences(run: dict, rows: dict) -> tuple[list[str], list[str]]:
         columns = [f"{run['network']} is not one of the report's rows"]
     else:
         columns = [
-            f"{key} {run['row_params'][key]} (row: {row[key]})"
+            f"{key} {run['row_params'][key]} (row: {getattr(row, key)})"
             for key in ROW_COLUMNS
-            if run["row_params"][key] != row[key]
+            if run["row_params"][key] != getattr(row, key)
         ]
     return settings, columns
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .files import replacing
+from ..files import replacing
 
 Kind = Literal["custom", "timm", "googlenet"]  # googlenet: any fine-tuned pretrained network
 INPUT = "float RGB images in [0, 1], shape (N, 3, S, S)"

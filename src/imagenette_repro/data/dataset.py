@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import UserError
+from ..files import check_free_space, replacing
+from ..progress import Progress
 from .classes import ENGLISH, WNIDS
-from .errors import UserError
-from .files import check_free_space, replacing
-from .progress import Progress
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 SUBSETS = ("train", "valid", "test")  # see split_dataset

@@ -22,10 +22,10 @@ import onnxruntime
 import torch
 from torch import nn
 
-from .classes import CLASSES
-from .errors import UserError
-from .files import replacing
-from .model_record import ModelRecord
+from ..data.classes import CLASSES
+from ..errors import UserError
+from ..files import replacing
+from .record import ModelRecord
 
 TOLERANCE = 1e-4  # largest difference allowed between probabilities
 CHECK_BATCHES = (1, 3)  # batch sizes compared, neither the one traced (2): dynamic batch

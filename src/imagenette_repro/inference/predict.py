@@ -1,6 +1,7 @@
 """Classify image files with a model trained by the pipeline (custom or GoogLeNet).
 
-    python -m imagenette_repro.predict [--model data/models/custom.pt] [--top K] [--json] PATH...
+    python -m imagenette_repro.inference.predict [--model data/models/custom.pt] [--top K]
+        [--json] PATH...
 
 Each PATH is an image file or a folder (searched recursively for files of any format PIL
 opens). Every image is decoded as the prepare stage decodes it (RGB, the whole frame
@@ -22,11 +23,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .batches import to_input
-from .classes import CLASSES
-from .data import DataError, decode_image
-from .model_record import ModelRecord
-from .saved import load_model
+from ..data.batches import to_input
+from ..data.classes import CLASSES
+from ..data.dataset import DataError, decode_image
+from ..models.record import ModelRecord
+from ..models.saved import load_model
 
 DEFAULT_MODEL = Path("data/models/custom.pt")
 NAMES = {wnid: (english, polish) for wnid, english, polish in CLASSES}
@@ -143,7 +144,7 @@ def format_result(result: dict) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m imagenette_repro.predict",
+        prog="python -m imagenette_repro.inference.predict",
         description="Classify images with a model trained by the pipeline: the top K "
         "Imagenette classes, in English and in the report's Polish.",
     )

