@@ -441,6 +441,7 @@ def test_curves_dvc_cannot_give_name_the_run_and_the_file(tmp_path):
     assert not curves.exists() or not list(curves.iterdir())
 
 
+@pytest.mark.e2e  # a DVC repository with a commit per run
 def test_curve_based_numbers(tmp_path):
     repo = tmp_path / "repo"
     path = write_json(tmp_path / "b.json", exp_show(study_revs(commit_runs(repo))))
@@ -553,6 +554,7 @@ def test_pretrained_check(tmp_path, batch):
     assert unseen["custom_base_mean"] == pytest.approx(np.mean(VAL["base"]) + 1)
 
 
+@pytest.mark.e2e  # a DVC repository with a commit per run
 def test_cli_writes_every_file(tmp_path, capsys):
     repo = tmp_path / "repo"
     batch = write_json(tmp_path / "batch1.json", exp_show(study_revs(commit_runs(repo))))

@@ -1,5 +1,6 @@
-"""Torch modules: the report's custom CNNs (from their layer lists), timm's networks for
-the modern recipes, and saving/loading trained models (pretrained networks: pretrained.py)."""
+"""Torch modules: the report's custom CNNs (from their layer lists) and timm's networks
+for the modern recipes (the pretrained networks: pretrained.py; a trained model's file:
+record.py and saved.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Trained models read back from data/models/*.pt, whatever network made them: the
 report's custom CNNs, timm's recipes, and the fine-tuned pretrained networks. Apart from
-models.py so that train_custom does not depend on the pretrained networks' code."""
+networks.py so that train_custom does not depend on the pretrained networks' code."""
 
 from __future__ import annotations
 
