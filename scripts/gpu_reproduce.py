@@ -40,7 +40,7 @@ from pathlib import Path
 
 import yaml
 
-from imagenette_repro.experiments.catalogue import apply_overrides, overrides
+from imagenette_repro.experiments.catalogue import apply_overrides, assignments, overrides
 from imagenette_repro.files import replacing
 from imagenette_repro.params import Params, load_params
 
@@ -70,7 +70,7 @@ def plan(params: Params) -> list[Step]:
             f"{HEADLINE}-glorot",
             "the init question: Glorot instead of R2018b's N(0, 0.01)",
             HEADLINE,
-            ("train.init=glorot",),
+            tuple(assignments(overrides(["glorot-init"]))),  # experiments.yaml
             "glorot",
         ),
         Step(
@@ -80,7 +80,7 @@ def plan(params: Params) -> list[Step]:
             f"{HEADLINE}-noaug",
             "conclusion 2: the headline row without augmentation",
             HEADLINE,
-            ("image_augmentation=false",),
+            tuple(assignments(overrides(["study-no-aug"]))),  # the study's arm
             "noaug",
         ),
         Step("benchmark", "whole-epoch img/s vs the plain baseline; the step's share of peak"),

@@ -71,6 +71,9 @@ def test_the_plan_puts_the_questions_first_and_skips_what_cannot_finish(repo_par
         "network_84_8153-noaug",
         "benchmark",
     ]
+    # The variants are the catalogue's profiles (experiments.yaml), not spelled again.
+    assert steps[1].overrides == ("train.init=glorot",)
+    assert steps[3].overrides == ("image_augmentation=false",)
     rest = [repo_params["report_rows"][s.row]["accuracy"] for s in steps[5:]]
     assert len(steps) == 5 + 13 and rest == sorted(rest, reverse=True)
     assert script.fits(100, 0) and script.fits(100, 90) and not script.fits(100, 120)
