@@ -32,7 +32,16 @@ LEADERBOARD = [
     ("fastai leaderboard, 128 px, 5 epochs (xresnet50 + tricks, GPU)", 128, 5, 0.8577),
     ("fastai leaderboard, 128 px, 20 epochs (GPU)", 128, 20, 0.9157),
 ]
-COMPARED = ("crop_area_min", "model", "learn_rate", "optimizer")  # what a variant changes
+# What a variant may change: the recipe's own keys (params.yaml recipes.<name>).
+COMPARED = (
+    "crop_area_min",
+    "model",
+    "learn_rate",
+    "optimizer",
+    "schedule",
+    "weight_decay",
+    "label_smoothing",
+)
 
 
 def seconds_per_image(curves: Path) -> float | None:
@@ -71,8 +80,11 @@ def collect(folder: Path) -> pd.DataFrame:
                 "recipe": run.params.get("network"),
                 "model": recipe["model"],
                 "crop_area_min": recipe["crop_area_min"],
-                "optimizer": recipe["optimizer"],
-                "learn_rate": recipe["learn_rate"],
+                **{
+                    key: recipe.get(key)
+                    for key in COMPARED
+                    if key not in ("model", "crop_area_min")
+                },
                 "input_side": get_dotted(run.params, "data.input_size"),
                 "epochs": get_dotted(evaluation, "custom.epochs_run"),
                 "seed": run.params.get("seed"),
