@@ -20,10 +20,11 @@ if [[ -n $(git status --porcelain --untracked-files=no -- src stages dvc.yaml) ]
   exit 2
 fi
 # The run's params are the commit's plus the overrides given here: a workspace run leaves
-# its params.yaml behind, whose overrides would otherwise carry into the next run.
+# its params.yaml behind (DVC stages it too), whose overrides would otherwise carry into
+# the next run. Restored from the commit itself, not from the index.
 if [[ -n $(git status --porcelain --untracked-files=no -- params.yaml) ]]; then
   echo "params.yaml: the commit's restored (the previous run's is kept in its experiment)" >&2
-  git checkout -q -- params.yaml
+  git checkout -q HEAD -- params.yaml
 fi
 command=(dvc exp run -n "$name" "$@")
 start=$(date +%s)

@@ -73,6 +73,15 @@ def test_the_seeds_are_summarised_and_each_variant_set_against_its_seed(tmp_path
         "recipes.imagenette_128.label_smoothing=0.0",
     )
     write_run(tmp_path, "imagenette_128-20ep-seed42", 42, 20, 0.92)
+    # Named like the recipe, run with other params: a variant, never the recipe's row.
+    write_run(
+        tmp_path,
+        "imagenette_128-10ep-seed42",
+        42,
+        10,
+        0.50,
+        "recipes.imagenette_128.crop_area_min=null",
+    )
     assert leaderboard.main(["--runs", str(tmp_path)]) == 0
     text = (tmp_path / "beyond_the_report.md").read_text()
     rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
@@ -85,8 +94,9 @@ def test_the_seeds_are_summarised_and_each_variant_set_against_its_seed(tmp_path
     assert change.endswith("| 86.00% | 80.00% | -6.00 pp |")
     change = next(line for line in text.splitlines() if line.startswith("| label_smoothing"))
     assert change.startswith("| label_smoothing 0.1 -> 0.0 | 5 | 43 | 87.00% | 88.00% | +1.00 pp")
+    assert not any(line.startswith("| this recipe") and "| 10 |" in line for line in rows.values())
     runs = (tmp_path / "runs.csv").read_text().splitlines()
-    assert len(runs) == 7 and runs[0].startswith("experiment,recipe,model")
+    assert len(runs) == 8 and runs[0].startswith("experiment,recipe,model")
     # 9,408 images an epoch (147 batches of 64) at 98 img/s: 1.6 min an epoch.
     assert leaderboard.collect(tmp_path)["train_minutes"].iloc[0] == pytest.approx(8.0)
 

@@ -24,6 +24,7 @@ import pandas as pd
 from ..errors import UserError
 from ..experiments.runs import EVALUATION, exp_show_json, get_dotted, read_runs
 from ..files import replacing
+from ..params import load_params
 
 REPORT_BEST = ("the report's best row, network_84_8153 (MATLAB, GPU)", 224, "up to 30", 0.8482)
 # fastai's Imagenette leaderboard at 128 px (github.com/fastai/imagenette, means of 5 runs
@@ -54,7 +55,11 @@ def seconds_per_image(curves: Path) -> float | None:
     return sum(1 / float(row["images_per_s"]) for row in rows) if rows else None
 
 
-def collect(folder: Path) -> pd.DataFrame:
+def collect(folder: Path, committed: dict[str, dict] | None = None) -> pd.DataFrame:
+    """One line per recorded run; `as_committed`: its recipe equals `committed` (params.yaml's
+    recipes by name; default: this copy's params.yaml)."""
+    if committed is None:
+        committed = {name: r.model_dump() for name, r in load_params().recipes.items()}
     lines = []
     for record in sorted(folder.glob("*/run.json")):
         made = json.loads(record.read_text())
@@ -97,6 +102,7 @@ def collect(folder: Path) -> pd.DataFrame:
                 # each epoch's images (the last partial batch dropped) / its images/s
                 "train_minutes": per_image * (images - images % batch) / 60 if per_image else None,
                 "commit": made["commit"][:7],
+                "as_committed": recipe == committed.get(run.params.get("network")),
             }
         )
     if not lines:
@@ -115,14 +121,11 @@ def _shown(key: str, value: object) -> str:
 
 
 def markdown(runs: pd.DataFrame, machine: str) -> str:
-    # The recipe as committed: the default names of scripts/run_recipe_cpu.sh (a variant
-    # is given a NAME of its own).
-    is_base = runs.apply(
-        lambda r: r["experiment"] == f"{r['recipe']}-{int(r['epochs']):02d}ep-seed{r['seed']}",
-        axis=1,
-    )
+    # The recipe as committed: a run whose recipe keys all equal params.yaml's (read by
+    # collect), whatever its name says; any other run is a variant.
+    is_base = runs["as_committed"]
     if not is_base.any():
-        raise UserError("no run of the recipe as committed (<recipe>-<NN>ep-seed<S>)")
+        raise UserError("no run of the recipe as committed in params.yaml")
     base = runs[is_base].iloc[0]
     lines = [
         "# Beyond the report: from scratch at 128 px on a CPU",
