@@ -368,12 +368,14 @@ def extract_curves(run_name: str, rev: str, repo_dir: Path, curves_dir: Path) ->
     from experiment `rev` of the DVC repository `repo_dir`, read with dvc.api (from its
     cache or its remote); a file DVC cannot give is a StudyError naming the run."""
     curves = None
+    files = None
     for column, relpath in CURVE_FILES.items():
         path = f"{TRAIN_CURVES_OUT}/{relpath}"
         try:
-            with dvc.api.open(path, repo=str(repo_dir), rev=rev) as file:
+            files = files or dvc.api.DVCFileSystem(str(repo_dir), rev=rev)  # opened once
+            with files.open(path) as file:
                 curve = pd.read_csv(file, sep="\t")
-        except DvcException as err:
+        except (DvcException, FileNotFoundError) as err:
             raise StudyError(
                 f"{run_name}: DVC cannot give {path} of experiment {rev} in {repo_dir} "
                 f"(removed or garbage-collected? `dvc exp pull` it there): {err}"
