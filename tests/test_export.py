@@ -13,6 +13,7 @@ import torch
 
 from imagenette_repro.data.batches import to_input
 from imagenette_repro.data.dataset import decode_image
+from imagenette_repro.inference.predict import main as predict_main
 from imagenette_repro.models.export import (
     ExportError,
     compare,
@@ -20,9 +21,11 @@ from imagenette_repro.models.export import (
     run_torchscript,
     verify,
 )
+from imagenette_repro.models.networks import build_timm_network
+from imagenette_repro.models.record import save_model
 from imagenette_repro.models.saved import load_model
 
-from .conftest import ROOT, write_jpeg
+from .conftest import ROOT, model_record, write_jpeg
 from .scratch import stage_argv
 from .test_predict import save_tiny_custom, save_tiny_googlenet
 
@@ -144,3 +147,47 @@ def test_compare_allows_ties_and_rounding_but_not_another_class():
     assert compare(expected, torch.tensor([[0.39, 0.36, 0.25]]).log(), 0.04) is None
     assert "probabilities differ" in compare(clear, clear.flip(0))
     assert "output shape" in compare(clear, clear[:1])
+
+
+@pytest.mark.filterwarnings("ignore:.*torch.jit.load.* is deprecated:FutureWarning")
+def test_a_recipe_network_exports_and_predicts_like_the_report_networks(
+    tmp_path, monkeypatch, capsys, params
+):
+    """A recipe's timm network (the repository's 128-px recipe's family, saved as
+    train_custom saves it, at 32 px) goes through the same export stage and predict."""
+    recipe = params["recipes"]["imagenette_128"]
+    torch.manual_seed(0)
+    model = build_timm_network("resnet10t", recipe["stem_stride"]).eval()
+    for module in model.modules():  # running statistics unlike BatchNorm's defaults
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    record = model_record(
+        kind="timm",
+        network="imagenette_128",
+        input_size=32,
+        timm_model="resnet10t",
+        stem_stride=recipe["stem_stride"],
+        recipe={**recipe, "model": "resnet10t"},
+    )
+    models = tmp_path / "data" / "models"
+    models.mkdir(parents=True)
+    save_model(models / "custom.pt", model, record)
+    code, err = run_export_stage(tmp_path, monkeypatch, capsys, "custom")
+    assert code == 0, err
+    out = tmp_path / "data" / "exported" / "custom"
+    info = json.loads((out / "manifest.json").read_text())
+    assert info["input"]["shape"] == ["batch", 3, 32, 32]
+    session = onnxruntime.InferenceSession(str(out / "custom.onnx"))
+    images = decoded_batch(tmp_path / "images", 4, 32)
+    with torch.inference_mode():
+        expected = model(images).softmax(1)
+    (logits,) = session.run(["logits"], {"images": images.numpy()})
+    assert torch.allclose(torch.from_numpy(logits).softmax(1), expected, atol=1e-5, rtol=0)
+    files = sorted((tmp_path / "images").glob("*.jpg"))
+    assert predict_main(["--model", str(models / "custom.pt"), "--json", *map(str, files)]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert (document["kind"], document["network"]) == ("timm", "imagenette_128")
+    assert [image["predictions"][0]["label"] for image in document["images"]] == (
+        expected.argmax(1).tolist()
+    )
