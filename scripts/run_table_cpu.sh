@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
 # The report's whole table (15 rows) on the real data, scaled down to fit a 2-core CPU:
-# 32 px, at most EPOCHS epochs per row (default 4), GoogLeNet from random init for 1 epoch
-# (no ImageNet weights offline), Glorot init (R2018b's N(0, 0.01) hardly learns at 32 px).
-# This is a scaled-down run, not the report's settings; the comparison labels every row so.
-#   bash scripts/run_table_cpu.sh [ARCHIVE] [MD5]
+# input side SIDE (default 32), at most EPOCHS epochs per row (default 4; 30 is the
+# report's budget, each row then stopped by its own patience), GoogLeNet from random init
+# for 1 epoch (no ImageNet weights offline), Glorot init (R2018b's N(0, 0.01) hardly learns
+# at 32 px). This is a scaled-down run, not the report's settings; the comparison labels
+# every row so. Rows already finished with the same params are not run again, so the same
+# command after an interruption goes on with the rows left.
+#   [SIDE=64] [EPOCHS=30] [SEED=42] bash scripts/run_table_cpu.sh [ARCHIVE] [MD5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DVC_STUDIO_OFFLINE=true DVC_NO_ANALYTICS=1
 export PYTHONPATH=$PWD/src # this copy's package, whatever an editable install points at
+side=${SIDE:-32}
 epochs=${EPOCHS:-4}
-# The profile cpu-32px of experiments.yaml; queued runs need an absolute archive path.
+seed=${SEED:-42}
+# The profile cpu-32px of experiments.yaml at SIDE; queued runs need an absolute archive path.
 mapfile -t common < <(python -m imagenette_repro.experiments cpu-32px --absolute \
-  --set "train.max_epochs=$epochs" ${1:+--archive "$1"} ${2:+--md5 "$2"})
+  --set "data.input_size=$side" --set "train.max_epochs=$epochs" --set "seed=$seed" \
+  ${1:+--archive "$1"} ${2:+--md5 "$2"})
 ((${#common[@]})) || exit 2 # the catalogue said why
 start=$SECONDS
-python -m imagenette_repro.experiments.queue_rows queue --run -j 1 "${common[@]}"
-python -m imagenette_repro.report.comparison --out "results/cpu-32px-${epochs}ep"
+python -m imagenette_repro.experiments.queue_rows queue --run -j 1 "${common[@]}" \
+  --name-suffix "${side}px-${epochs}ep-seed$seed"
+out="results/cpu-${side}px-${epochs}ep"
+mkdir -p "$out"
+dvc exp show --json >"$out/exp_show.json"
+python -m imagenette_repro.machine >"$out/machine.json"
+python -m imagenette_repro.report.comparison --input "$out/exp_show.json" --out "$out"
 echo "table: $((SECONDS - start)) s on $(nproc) CPU cores"
