@@ -4,6 +4,7 @@ per-epoch checkpoints to resume from, and dvclive curves."""
 from __future__ import annotations
 
 import copy
+import io
 import math
 import os
 import sys
@@ -18,6 +19,7 @@ from torch import nn
 from ..data.batches import ImageSet, augment, batches, place, random_resized_crop, to_input
 from ..data.classes import NUM_CLASSES
 from ..distributed import World
+from ..files import WriteError, replacing
 from ..inference.evaluation import predict
 from ..params import ParamsError
 from ..progress import Progress
@@ -299,22 +301,51 @@ def set_up(
     )
 
 
+def previous_checkpoint(checkpoint: Path) -> Path:
+    """Where the checkpoint of the epoch before the last is kept (see save_checkpoint)."""
+    return checkpoint.with_name(checkpoint.name + ".prev")
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _read_checkpoint(path: Path) -> tuple[dict | None, str]:
+    """The saved dict, or None and why it cannot be used."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch reports a file cut short in several ways
+        reason = (str(err).splitlines() or [type(err).__name__])[0].split(". ")[0][:100]
+        return None, f"unreadable, cut short or corrupt ({reason})"
+    if not isinstance(saved, dict) or not {"state", "model", "fingerprint"} <= saved.keys():
+        return None, "not a training checkpoint of this project"
+    return saved, ""
+
+
 def resume(t: Training, checkpoint: Path | None, fingerprint: str) -> FitState:
     """The state of the checkpoint made with the same `fingerprint` and not finished
-    (the model, optimiser, schedule, scaler and RNG loaded from it), else a fresh one."""
-    if checkpoint is None or not checkpoint.exists():
+    (the model, optimiser, schedule, scaler and RNG loaded from it), else a fresh one.
+    A checkpoint that cannot be read (a file cut short, a corrupt one) is named and left
+    in place; the one of the epoch before (`previous_checkpoint`) is tried next."""
+    if checkpoint is None:
         return FitState()
-    try:
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    except Exception:  # a checkpoint cut short: nothing to resume
-        saved = {}
-    if saved.get("fingerprint") != fingerprint or saved["state"]["finished"]:
-        print(
-            f"{t.label}: starting afresh ({checkpoint} is finished, unreadable, or was made "
-            "with other parameters, data or code)",
-            file=sys.stderr,
-            flush=True,
-        )
+    for path in (checkpoint, previous_checkpoint(checkpoint)):
+        if not path.exists():
+            continue
+        saved, why = _read_checkpoint(path)
+        if saved is None:
+            _say(f"{t.label}: {path} is {why}; not resumed from it")
+            continue
+        if saved["fingerprint"] != fingerprint or saved["state"]["finished"]:
+            _say(
+                f"{t.label}: starting afresh from epoch 1 ({path} is finished or was made "
+                "with other parameters, data or code)"
+            )
+            return FitState()
+        break
+    else:
+        if checkpoint.exists() or previous_checkpoint(checkpoint).exists():
+            _say(f"{t.label}: no usable checkpoint; starting afresh from epoch 1")
         return FitState()
     t.model.load_state_dict(saved["model"])
     t.optimizer.load_state_dict(saved["optimizer"])
@@ -325,18 +356,17 @@ def resume(t: Training, checkpoint: Path | None, fingerprint: str) -> FitState:
     if saved.get("cuda_rng") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(saved["cuda_rng"])
     state = FitState(**saved["state"])
-    print(
-        f"{t.label}: resuming from {checkpoint} after epoch {state.epoch}",
-        file=sys.stderr,
-        flush=True,
-    )
+    _say(f"{t.label}: resuming from {path} after epoch {state.epoch}")
     return state
 
 
 def save_checkpoint(t: Training, checkpoint: Path, fingerprint: str, state: FitState) -> None:
-    """Everything needed to go on after this epoch, written whole (temp file, rename)."""
+    """Everything needed to go on after this epoch, written whole (temp file, rename); the
+    one it replaces is kept as `previous_checkpoint`, so a kill at any moment leaves a
+    readable checkpoint. A write fault (a full disk) leaves both as they were and says
+    which epoch the same command will resume after."""
     cuda = torch.cuda.is_available()
-    tmp = checkpoint.with_name(checkpoint.name + ".tmp")
+    buffer = io.BytesIO()  # torch.save reports a full disk without its errno: write it here
     torch.save(
         {
             "fingerprint": fingerprint,
@@ -349,9 +379,25 @@ def save_checkpoint(t: Training, checkpoint: Path, fingerprint: str, state: FitS
             "state": asdict(state),
             "config": asdict(t.config),
         },
-        tmp,
+        buffer,
     )
-    os.replace(tmp, checkpoint)
+    try:
+        with replacing(checkpoint) as tmp:
+            with open(tmp, "wb") as file:
+                file.write(buffer.getbuffer())
+                file.flush()
+                os.fsync(file.fileno())
+            if checkpoint.exists():
+                os.replace(checkpoint, previous_checkpoint(checkpoint))
+    except WriteError as err:
+        kept = "nothing: the next run starts from epoch 1"
+        for path in (checkpoint, previous_checkpoint(checkpoint)):
+            saved, _ = _read_checkpoint(path) if path.exists() else (None, "")
+            if saved is not None and saved["fingerprint"] == fingerprint:
+                epoch = saved["state"]["epoch"]
+                kept = f"{path} (after epoch {epoch}): the same command resumes from it"
+                break
+        raise WriteError(f"{err}; kept: {kept}") from err
 
 
 def train_one_epoch(t: Training, train: ImageSet, epoch: int) -> dict:
