@@ -5,6 +5,15 @@
 # per-epoch curves and `dvc exp show --json` of the experiment.
 #   bash scripts/recorded_exp_run.sh OUT NAME "SCRIPT LINE" [dvc exp run -S overrides ...]
 # SCRIPT LINE is the command a reader re-runs (the wrapper's), kept in run.json.
+# exp_show.json: `dvc exp show --json` after the run, cut to the workspace and the baseline
+# commit with only experiment NAME under its `experiments`: the experiment's own entry, its
+# rev and name with its params and metrics (records made before this keep
+# `dvc exp show --json --rev NAME`: the experiment's commit as a nameless entry).
+# The experiment itself (its commit, lock and outputs) lives in refs/exps of the clone that
+# ran it, not on any branch. To share it, from that clone:
+#   dvc exp push origin NAME    # its commit to the project's git remote, outputs to the DVC remote
+# then anywhere: `dvc exp pull origin NAME`, and `dvc exp show` / `dvc exp apply NAME` /
+# dvc.api.params_show(rev=NAME), metrics_show(rev=NAME), read(PATH, rev=NAME) by its name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DVC_STUDIO_OFFLINE=true DVC_NO_ANALYTICS=1 PYTHONUNBUFFERED=1
@@ -32,8 +41,12 @@ start=$(date +%s)
 seconds=$(($(date +%s) - start))
 mkdir -p "$out"
 python -m imagenette_repro.machine >"$out/machine.json"
-dvc exp show --json --rev "$name" >"$out/exp_show.json" 2>/dev/null ||
+# The experiment's own entry under its baseline (experiments.runs --keep); should DVC not
+# list it by its name, the whole `dvc exp show --json` is kept rather than nothing.
+if ! python -m imagenette_repro.experiments.runs --keep "$name" >"$out/exp_show.json"; then
+  echo "warning: $name not found in dvc exp show; its whole output kept" >&2
   dvc exp show --json >"$out/exp_show.json"
+fi
 cp metrics/evaluation.json "$out/evaluation.json"
 rm -rf "$out/train_custom" && cp -r metrics/train_custom "$out/train_custom" # dvclive curves
 python - "$out/run.json" "$name" "$commit" "$seconds" "$script" "${command[*]}" <<'PY'

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 
 import pandas as pd
 import pytest
@@ -56,3 +58,29 @@ def test_the_outputs_are_written(tmp_path):
     assert (tmp_path / "ladder.png").stat().st_size > 10_000
     assert "84.82%" in (tmp_path / "ladder.md").read_text()
     assert (tmp_path / "ladder_glorot.csv").read_text().startswith("input_side,")
+
+
+def test_a_rung_of_either_record_shape_gives_its_experiment_not_the_baseline(tmp_path):
+    """A rung's exp_show.json as recorded_exp_run.sh kept it before (the experiment's
+    commit as a nameless entry) and now (its own entry under the baseline commit, whose
+    committed metrics are another run's): the same point."""
+    rung = ROOT / "results" / "cpu-ladder" / "ladder-064px-glorot-seed42"
+    earlier = tmp_path / "earlier" / rung.name
+    shutil.copytree(rung, earlier)
+    shown = json.loads((rung / "exp_show.json").read_text())
+    made = json.loads((rung / "run.json").read_text())
+    own = {**shown[1], "name": made["experiment"]}
+    baseline = json.loads(json.dumps(shown[1]))  # the baseline's own metrics: another side
+    baseline["data"]["params"]["params.yaml"]["data"]["data"]["input_size"] = 48
+    baseline.update(
+        rev=made["commit"],
+        name="main",
+        experiments=[{"revs": [own], "executor": None, "name": made["experiment"]}],
+    )
+    new = tmp_path / "new" / rung.name
+    shutil.copytree(rung, new)
+    (new / "exp_show.json").write_text(json.dumps([shown[0], baseline]))
+    points = {name: ladder.collect([tmp_path / name]) for name in ("earlier", "new")}
+    assert list(points["new"]["input_side"]) == [64]
+    columns = ["init", "input_side", "seed", "val_folder_accuracy", "experiment", "commit"]
+    assert points["new"][columns].equals(points["earlier"][columns])

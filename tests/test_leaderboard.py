@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -17,9 +18,20 @@ from .conftest import ROOT
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
-def write_run(folder: Path, name: str, seed: int, epochs: int, accuracy: float, *sets: str):
+def write_run(
+    folder: Path,
+    name: str,
+    seed: int,
+    epochs: int,
+    accuracy: float,
+    *sets: str,
+    earlier: bool = True,
+):
     """A run's record as scripts/recorded_exp_run.sh leaves it: run.json, machine.json,
-    `dvc exp show --json --rev` (workspace and the experiment's row), dvclive's curve."""
+    exp_show.json, dvclive's curve. exp_show.json: `earlier`, `dvc exp show --json --rev`
+    (the workspace and the experiment's commit as a nameless entry); else the workspace and
+    the baseline commit (with the committed metrics of another run) holding the experiment's
+    own entry under its `experiments`."""
     params = apply_overrides(
         PARAMS,
         ["network=imagenette_128", "data.input_size=128", f"seed={seed}", *sets],
@@ -47,6 +59,17 @@ def write_run(folder: Path, name: str, seed: int, epochs: int, accuracy: float, 
         {"rev": "workspace", "name": None, "data": data, "error": None, "experiments": None},
         {"rev": "c" * 40, "name": None, "data": data, "error": None, "experiments": None},
     ]
+    if not earlier:
+        committed = json.loads(json.dumps(data))  # the baseline's own, older evaluation
+        committed["metrics"]["metrics/evaluation.json"]["data"]["custom"]["epochs_run"] = 3
+        own = {"rev": "c" * 40, "name": name, "data": data, "error": None, "experiments": None}
+        shown[1] = {
+            "rev": "d" * 40,
+            "name": "main",
+            "data": committed,
+            "error": None,
+            "experiments": [{"revs": [own], "executor": None, "name": name}],
+        }
     (run / "exp_show.json").write_text(json.dumps(shown))
     (run / "machine.json").write_text(json.dumps({"cpu": "AMD EPYC (family 26, model 2)"}))
     record = {"experiment": name, "commit": "d" * 40, "wall_seconds": 600 * epochs // 5}
@@ -105,3 +128,15 @@ def test_the_seeds_are_summarised_and_each_variant_set_against_its_seed(tmp_path
 def test_a_folder_without_recipe_runs_is_named(tmp_path, capsys):
     assert leaderboard.main(["--runs", str(tmp_path)]) == 2
     assert str(tmp_path) in capsys.readouterr().err
+
+
+def test_records_of_both_shapes_give_the_experiment_not_the_baseline(tmp_path):
+    earlier, new = tmp_path / "earlier", tmp_path / "new"
+    for folder, is_earlier in ((earlier, True), (new, False)):
+        for seed, accuracy in ((42, 0.86), (43, 0.87)):
+            name = f"imagenette_128-05ep-seed{seed}"
+            write_run(folder, name, seed, 5, accuracy, earlier=is_earlier)
+    read = {f.name: leaderboard.collect(f).reset_index(drop=True) for f in (earlier, new)}
+    pd.testing.assert_frame_equal(read["earlier"], read["new"])
+    assert list(read["new"]["epochs"]) == [5, 5]  # not the baseline's 3
+    assert list(read["new"]["val_folder_accuracy"]) == [0.86, 0.87]

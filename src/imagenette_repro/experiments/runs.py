@@ -2,6 +2,7 @@
 80-column terminal (`dvc exp show` has a column per parameter: about 190 here).
 
     python -m imagenette_repro.experiments.runs [--input EXP_SHOW_JSON] [--all]
+    python -m imagenette_repro.experiments.runs [--input EXP_SHOW_JSON] --keep NAME
 
 One line per experiment (the workspace and its commit first): the network, the report's
 six columns (optimizer, learn_rate, patience, drop_period, drop_rate_factor,
@@ -10,6 +11,10 @@ workspace, the epochs finished, from the DVCLive summary; a queued experiment sh
 state), the val-folder accuracy and the
 report's published accuracy where the run is at the report's settings. --all adds the
 commits' own rows; by default only the workspace, the baseline and experiments show.
+
+--keep NAME prints, instead, `dvc exp show --json` cut to the workspace and the experiment
+NAME under its baseline commit (DVC's own entries: the experiment's rev, name, params and
+metrics): what scripts/recorded_exp_run.sh keeps as a recorded run's exp_show.json.
 """
 
 from __future__ import annotations
@@ -87,6 +92,47 @@ def read_runs(shown: list[dict]) -> list[Run]:
             for rev in (experiment or {}).get("revs") or []:
                 runs.append(_entry(rev or {}, "experiment", experiment.get("name") or "", state))
     return runs
+
+
+def keep_experiment(shown: list[dict], name: str) -> list[dict]:
+    """`dvc exp show --json` cut to one experiment: the workspace entry, and each commit
+    that lists an experiment named `name`, with only that experiment under its
+    `experiments` (the entry as DVC gives it: rev, name, params, metrics). A UserError when
+    no commit lists it."""
+    kept = []
+    for commit in shown or []:
+        commit = commit or {}
+        if commit.get("rev") == "workspace":
+            kept.append(commit)
+            continue
+        own = [e for e in commit.get("experiments") or [] if (e or {}).get("name") == name]
+        if own:
+            kept.append({**commit, "experiments": own})
+    if len(kept) == sum(1 for c in kept if c.get("rev") == "workspace"):
+        raise UserError(f"no experiment named {name} in `dvc exp show --json`")
+    return kept
+
+
+def recorded_run(runs: list[Run], name: str, baseline: str = "") -> Run | None:
+    """The finished experiment in a recorded run's exp_show.json (scripts/recorded_exp_run.sh;
+    `name` and `baseline` are its run.json's experiment and commit):
+    - the experiment entry named `name`, under its baseline (records kept with --keep; DVC
+      lists the newest first);
+    - else, in earlier records (`dvc exp show --json --rev NAME`, which shows the
+      experiment's commit as a nameless commit entry), the commit entry other than
+      `baseline`, the commit the run started from;
+    - else the workspace, where the run left the experiment applied.
+    None when none of these has a finished evaluation."""
+    finished = [run for run in runs if run.finished]
+    for wanted in (
+        lambda run: run.kind == "experiment" and run.name == name,
+        lambda run: run.kind == "commit" and run.rev != baseline,
+        lambda run: run.kind == "workspace",
+    ):
+        found = next((run for run in finished if wanted(run)), None)
+        if found:
+            return found
+    return None
 
 
 def exp_show_json(path: Path | None = None) -> list[dict]:
@@ -200,9 +246,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", type=Path, help="a saved `dvc exp show --json` file")
     parser.add_argument("--all", action="store_true", help="every commit's row too")
+    parser.add_argument(
+        "--keep",
+        metavar="NAME",
+        help="print the JSON cut to the workspace and experiment NAME under its baseline",
+    )
     args = parser.parse_args(argv)
     try:
-        runs = read_runs(exp_show_json(args.input))
+        shown = exp_show_json(args.input)
+        if args.keep:
+            print(json.dumps(keep_experiment(shown, args.keep)))
+            return 0
+        runs = read_runs(shown)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

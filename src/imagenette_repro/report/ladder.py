@@ -25,7 +25,14 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import UserError
-from ..experiments.runs import EVALUATION, Run, exp_show_json, get_dotted, read_runs
+from ..experiments.runs import (
+    EVALUATION,
+    Run,
+    exp_show_json,
+    get_dotted,
+    read_runs,
+    recorded_run,
+)
 
 NETWORK = "network_84_8153"
 REPORT_SIDE, REPORT_ACCURACY = 224, 0.8482
@@ -66,7 +73,11 @@ def collect(folders: list[Path]) -> pd.DataFrame:
             # A rung's own record (scripts/run_ladder_cpu.sh): its name, commit and time.
             record = path.parent / "run.json"
             made = json.loads(record.read_text()) if record.exists() else {}
-            for run in read_runs(exp_show_json(path)):
+            runs = read_runs(exp_show_json(path))
+            if made:  # its own experiment (runs.recorded_run), not the baseline commit's
+                chosen = recorded_run(runs, made["experiment"], made.get("commit", ""))
+                runs = [chosen] if chosen else []
+            for run in runs:
                 point = ladder_point(run)
                 if point:
                     point["experiment"] = made.get("experiment", point["experiment"])
