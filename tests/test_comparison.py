@@ -1,8 +1,33 @@
-"""The comparison table, from records shaped like `dvc exp show --json`."""
+"""The comparison table, the ranking and the scatter, from records shaped like
+`dvc exp show --json`."""
 
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from imagenette_repro.experiments.runs import TRAIN_SUMMARY
 from imagenette_repro.params import validate
-from imagenette_repro.report.comparison import comparison_table, experiments_from_dvc
+from imagenette_repro.report.comparison import (
+    CURVES_MINUTES,
+    NO_MINUTES,
+    REPORT_LABEL,
+    SUMMARY_MINUTES,
+    comparison_table,
+    experiments_from_dvc,
+    main,
+    run_curves,
+)
 from imagenette_repro.report.protocol import FULL_ARCHIVE, custom_differences
+from imagenette_repro.report.study import (
+    CONTRADICTED,
+    CURVE_COLUMNS,
+    NOT_RESOLVED,
+    SUPPORTED,
+)
+
+from .conftest import ROOT
 
 
 def experiment(
@@ -124,3 +149,114 @@ def test_only_a_run_at_the_report_settings_is_compared_with_the_report(params):
     assert table.loc[["a", "c", "d"], "report_accuracy"].isna().all()
     assert table.loc[["a", "c", "d"], "difference_from_report"].isna().all()
     assert table.loc["b", "val_folder_accuracy"] == 0.84
+    # The report's number beside every run with the row's own columns, whatever its settings
+    # (the label says what differs); not beside a run whose columns differ (c: ADAM).
+    assert (table.loc[["a", "b", "d"], "report_row_accuracy"] == 0.8482).all()
+    assert table.loc["a", "difference_from_report_row"] == pytest.approx(0.60 - 0.8482)
+    assert math.isnan(table.loc["c", "report_row_accuracy"])
+    assert math.isnan(table.loc["c", "difference_from_report_row"])
+
+
+def fifteen_rows(params, order, size=64):
+    """All 15 of the report's rows at `size` px, each with its own columns: row k (best in
+    the report first) gets the k-th accuracy of the report's, lowered by 20 pp, reordered by
+    `order` (the identity: the report's order)."""
+    rows = sorted(params["report_rows"], key=lambda r: -params["report_rows"][r]["accuracy"])
+    lowered = [params["report_rows"][row]["accuracy"] - 0.2 for row in rows]
+    return [
+        experiment(
+            f"{row}-{size}px",
+            params,
+            row,
+            params["report_rows"][row]["optimizer"],
+            params["report_rows"][row]["image_augmentation"],
+            lowered[index],
+            size=size,
+        )
+        for row, index in zip(rows, order, strict=True)
+    ]
+
+
+SHUFFLE = [7, 13, 2, 10, 0, 5, 14, 3, 11, 8, 1, 12, 6, 9, 4]  # Spearman's rho about 0
+
+
+@pytest.mark.parametrize(
+    "order, verdict",
+    [
+        (list(range(15)), SUPPORTED),
+        (list(range(14, -1, -1)), CONTRADICTED),
+        (SHUFFLE, NOT_RESOLVED),
+    ],
+    ids=["same order", "reversed", "shuffled"],
+)
+def test_fifteen_rows_side_by_side_ranked_and_plotted(
+    params, tmp_path, monkeypatch, capsys, order, verdict
+):
+    exp_show = tmp_path / "exp_show.json"
+    exp_show.write_text(json.dumps(shown(*fifteen_rows(params, order))))
+    out = tmp_path / "out"
+    monkeypatch.chdir(ROOT)  # params.yaml: the report's table
+    assert main(["--input", str(exp_show), "--out", str(out), "--no-curves"]) == 0
+    printed = capsys.readouterr().out
+
+    table = pd.read_csv(out / "report_comparison.csv")
+    assert len(table) == 15 and (table["settings"] == "differs: 64 px").all()
+    assert table["report_accuracy"].isna().all()  # evaluate's: at the report's settings only
+    assert table["report_row_accuracy"].notna().all()
+    assert (table["train_minutes_source"] == NO_MINUTES).all()
+    assert table["train_minutes"].isna().all()
+    markdown = (out / "report_comparison.md").read_text()
+    header = next(line for line in markdown.splitlines() if line.startswith("| row"))
+    for column in (REPORT_LABEL, "here, val folder", "difference, pp", "epochs run", "minutes"):
+        assert column in header
+    assert sum(line.startswith("| network_") for line in markdown.splitlines()) == 15
+    assert NO_MINUTES in markdown
+
+    [group] = json.loads((out / "report_ranking.json").read_text())["groups"]
+    assert group["verdict"] == verdict and group["n"] == 15
+    assert group["settings"] == "differs: 64 px"
+    assert group["text"] in printed and group["text"] in (out / "report_ranking.md").read_text()
+    assert f"({verdict})" in group["text"]
+
+    scatter = pd.read_csv(out / "report_vs_here.csv")
+    assert list(scatter.columns[:3]) == ["row", "report_accuracy", "here_accuracy"]
+    assert len(scatter) == 15
+    points = scatter.set_index("row")
+    assert points.loc["network_84_8153", "report_accuracy"] == 0.8482
+    for png in ("report_vs_here.png", "report_comparison.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if verdict == SUPPORTED:
+        assert group["rho"] == pytest.approx(1) and group["tau"] == pytest.approx(1)
+        assert points.loc["network_84_8153", "here_accuracy"] == pytest.approx(0.6482)
+        best = next(line for line in markdown.splitlines() if "| network_84_8153" in line)
+        assert "84.82" in best and "64.82" in best and "-20.00" in best
+
+
+def test_training_minutes_from_curves_else_the_summary_else_missing(params, tmp_path):
+    names = ("curves", "summary", "stale", "none")
+    revs = [experiment(name, params, "network_84_8153", "sgdm", True, 0.6) for name in names]
+    for rev in revs:
+        evaluation = rev["data"]["metrics"]["metrics/evaluation.json"]["data"]
+        evaluation["custom"]["train"]["images"] = 9469  # 4 epochs run
+    summary = {"train": {"images_per_s": 100.0}, "epochs_run": 4, "step": 3}
+    revs[1]["data"]["metrics"][TRAIN_SUMMARY] = {"data": summary}
+    curves_dir = tmp_path / "curves"
+    curves_dir.mkdir()
+    for name, speeds in (("curves", [100, 100, 50, 50]), ("stale", [100, 100, 100])):
+        curves = pd.DataFrame({column: 0.5 for column in CURVE_COLUMNS}, index=speeds)
+        curves["epoch"] = range(1, len(speeds) + 1)
+        curves["train/images_per_s"] = speeds
+        curves.to_csv(curves_dir / f"{name}.tsv", sep="\t", index=False)
+    records = experiments_from_dvc(shown(*revs))
+    # tmp_path is no DVC repository: nothing more to extract, and no error
+    found = run_curves(records, curves_dir, repo_dir=tmp_path)
+    assert found["curves"] is not None and found["stale"] is None  # 3 epochs, the run 4
+    table = comparison_table(records, validate(params), found).set_index("experiment")
+    assert table.loc["curves", "train_minutes"] == pytest.approx(9469 * (2 / 100 + 2 / 50) / 60)
+    assert table.loc["curves", "train_minutes_source"] == CURVES_MINUTES
+    assert table.loc["summary", "train_minutes"] == pytest.approx(4 * 9469 / 100 / 60)
+    assert table.loc["summary", "train_minutes_source"] == SUMMARY_MINUTES
+    for name in ("stale", "none"):
+        assert math.isnan(table.loc[name, "train_minutes"])
+        assert table.loc[name, "train_minutes_source"] == NO_MINUTES
+    assert "metrics/train_custom/plots/metrics/train/images_per_s.tsv" in NO_MINUTES

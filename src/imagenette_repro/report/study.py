@@ -537,6 +537,22 @@ def verdict(interval: Interval) -> str:
     return NOT_RESOLVED
 
 
+ALPHA = round(1 - CONFIDENCE, 12)  # a one-sided test's level: 0.05, not 0.050000000000000044
+
+
+def p_value_verdict(p_greater: float, p_less: float, alpha: float = ALPHA) -> str:
+    """A one-sided test of a claim "statistic > 0": its p-value below `alpha` supported,
+    the opposite side's p-value below `alpha` contradicted, neither not resolved; a
+    missing p-value (NaN: too few items to test) not enough runs."""
+    if math.isnan(p_greater) or math.isnan(p_less):
+        return NOT_ENOUGH_RUNS
+    if p_greater < alpha:
+        return SUPPORTED
+    if p_less < alpha:
+        return CONTRADICTED
+    return NOT_RESOLVED
+
+
 def _seeds_text(seeds: list[int]) -> str:
     return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
 
