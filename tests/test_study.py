@@ -519,6 +519,50 @@ def test_precision_pair_refuses_a_run_that_is_not_fp32(tmp_path, batch):
         study.precision_pair_check(f"{REAL_EXP_SHOW}:nope", table, runs)
 
 
+def precision_batch(tmp_path: Path, bf16: list[float], fp32: list[float], **wrong) -> Path:
+    """The runs of scripts/run_precision_cpu.sh: one row in bf16 and fp32 for each seed."""
+    revs = []
+    for seed, b, f in zip(SEEDS, bf16, fp32, strict=True):
+        for precision, val in (("bf16", b), ("fp32", f)):
+            name = f"network_84_8153-precision-{precision}-seed{seed}"
+            revs.append(
+                rev(name, params_for("base", seed), val, 70.0, precision=wrong.get(name, precision))
+            )
+    return write_json(tmp_path / "precision.json", exp_show(revs))
+
+
+@pytest.mark.parametrize(
+    ("bf16", "fp32", "expected"),
+    [
+        ([62.0, 63.0, 61.5], [62.4, 62.6, 61.0], study.BF16_AGREES),  # mean +0.17, std 0.81
+        ([58.0, 59.0, 57.5], [62.4, 62.6, 61.0], study.BF16_DIFFERS),  # mean -3.83
+    ],
+)
+def test_precision_pairs_over_seeds(tmp_path, bf16, fp32, expected):
+    check = study.precision_pairs_check(precision_batch(tmp_path, bf16, fp32))
+    differences = [b - f for b, f in zip(bf16, fp32, strict=True)]
+    half = T_975[2] * np.std(differences, ddof=1) / np.sqrt(3)
+    assert check["seeds"] == list(SEEDS)
+    assert check["differences_pp"] == pytest.approx(differences)
+    assert check["mean_pp"] == pytest.approx(np.mean(differences))
+    assert check["ci95_pp"] == pytest.approx(
+        [np.mean(differences) - half, np.mean(differences) + half]
+    )
+    assert check["fp32_seed_std_pp"] == pytest.approx(np.std(fp32, ddof=1))
+    assert check["verdict"] == expected
+    assert check["notes"] == []
+
+
+def test_precision_pairs_refuse_an_arm_in_the_wrong_precision(tmp_path):
+    path = precision_batch(
+        tmp_path, [62.0] * 3, [62.0] * 3, **{"network_84_8153-precision-fp32-seed43": "bf16"}
+    )
+    with pytest.raises(StudyError, match="precision-fp32-seed43 was trained in bf16"):
+        study.precision_pairs_check(path)
+    with pytest.raises(StudyError, match="no seed with both"):
+        study.precision_pairs_check(write_json(tmp_path / "none.json", exp_show([])))
+
+
 def pretrained_evaluation(tmp_path: Path) -> Path:
     google = {
         "model": "efficientnet_lite0",

@@ -2,6 +2,7 @@
 
     python -m imagenette_repro.report.study [--out DIR] [--curves-from-cache REPO_DIR]
         [--pretrained EVALUATION_JSON] [--precision-pair FP32_EXP_SHOW_JSON:EXPERIMENT]
+        [--precision-pairs EXP_SHOW_JSON]
         EXP_SHOW_JSON [EXP_SHOW_JSON ...]
 
 Reads batches of `dvc exp show --json` (the same experiment name in two batches: the
@@ -871,6 +872,91 @@ def precision_pair_check(spec: str, table: pd.DataFrame, runs: list[StudyRun]) -
     }
 
 
+PRECISION_NAME = re.compile(r"^(?P<row>.+?)-precision-(?P<precision>bf16|fp32)-seed(?P<seed>\d+)$")
+
+
+def precision_pairs_check(path: Path) -> dict:
+    """bf16 vs fp32 over paired seeds: the experiments `<row>-precision-bf16-seed<N>` and
+    `<row>-precision-fp32-seed<N>` of one `dvc exp show --json` file (one commit, one
+    machine: scripts/run_precision_cpu.sh). Each arm's recorded precision is checked; the
+    paired differences (bf16 - fp32) are judged by the same rule as a single pair, on
+    their mean, against the fp32 arm's seed std, with their t interval beside it."""
+    arms: dict[str, dict[int, Experiment]] = {"bf16": {}, "fp32": {}}
+    for name, experiment in read_exp_show([path]).items():
+        match = PRECISION_NAME.match(name)
+        if match:
+            arms[match["precision"]][int(match["seed"])] = experiment
+    wrong = [
+        f"{experiment.name} was trained in {_precision(experiment.evaluation, 'custom')}"
+        for arm, runs in arms.items()
+        for experiment in runs.values()
+        if _precision(experiment.evaluation, "custom") != arm
+    ]
+    if wrong:
+        raise StudyError(f"--precision-pairs {path}: " + "; ".join(wrong))
+    seeds = sorted(set(arms["bf16"]) & set(arms["fp32"]))
+    if not seeds:
+        raise StudyError(
+            f"--precision-pairs {path}: no seed with both <row>-precision-bf16-seed<N> and "
+            "<row>-precision-fp32-seed<N> finished"
+        )
+    notes = []
+    for seed in seeds:
+        bf16, fp32 = arms["bf16"][seed], arms["fp32"][seed]
+        differing = [
+            f"{key} {_param(bf16.params, key)!r} vs {_param(fp32.params, key)!r}"
+            for key in (*SHARED_SETTINGS, "network", "seed")
+            if _param(bf16.params, key) != _param(fp32.params, key)
+        ]
+        if differing:
+            notes.append(f"seed {seed}: the two runs also differ in " + "; ".join(differing))
+
+    def accuracy(experiment: Experiment) -> float:
+        return _pct(get_dotted(experiment.evaluation, "custom.val_folder.accuracy"))
+
+    bf16_acc = [accuracy(arms["bf16"][seed]) for seed in seeds]
+    fp32_acc = [accuracy(arms["fp32"][seed]) for seed in seeds]
+    differences = [b - f for b, f in zip(bf16_acc, fp32_acc, strict=True)]
+    interval = paired_interval(differences)
+    std = float(pd.Series(fp32_acc).std(ddof=1)) if len(seeds) >= 2 else math.nan
+    margin = PRECISION_SPREAD_FACTOR * std
+    rule = (
+        f"rule: agrees when the mean |bf16 - fp32| <= {PRECISION_SPREAD_FACTOR} x the fp32 "
+        "runs' seed std"
+    )
+    pairs = ", ".join(
+        f"seed {seed}: {b:.2f}% vs {f:.2f}%"
+        for seed, b, f in zip(seeds, bf16_acc, fp32_acc, strict=True)
+    )
+    if math.isnan(std):
+        found = NOT_ENOUGH_RUNS
+        text = f"{NOT_ENOUGH_RUNS}: one seed ({pairs}); a seed std needs 2 or more ({rule})"
+    else:
+        found = BF16_AGREES if abs(interval.mean) <= margin else BF16_DIFFERS
+        text = (
+            f"{found}: bf16 - fp32 = {interval.mean:+.2f} pp, mean over {len(seeds)} paired "
+            f"seeds ({pairs}), {CONFIDENCE:.0%} t interval [{interval.low:+.2f}, "
+            f"{interval.high:+.2f}] pp; the fp32 runs' seed std {std:.2f} pp ({rule}, "
+            f"{margin:.2f} pp)"
+        )
+    return {
+        "source": str(path),
+        "seeds": seeds,
+        "bf16_experiments": [arms["bf16"][seed].name for seed in seeds],
+        "fp32_experiments": [arms["fp32"][seed].name for seed in seeds],
+        "bf16_val_folder_accuracy": bf16_acc,
+        "fp32_val_folder_accuracy": fp32_acc,
+        "differences_pp": differences,
+        "mean_pp": interval.mean,
+        "ci95_pp": [interval.low, interval.high],
+        "fp32_seed_std_pp": std,
+        "rule_factor": PRECISION_SPREAD_FACTOR,
+        "verdict": found,
+        "text": text,
+        "notes": notes,
+    }
+
+
 # -- output -------------------------------------------------------------------------------
 
 
@@ -1033,6 +1119,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FP32_EXP_SHOW_JSON:EXPERIMENT",
         help="an fp32 run of the base condition, compared with the bf16 run of its seed",
     )
+    parser.add_argument(
+        "--precision-pairs",
+        type=Path,
+        metavar="EXP_SHOW_JSON",
+        help="bf16 and fp32 runs of one row over several seeds "
+        "(<row>-precision-{bf16,fp32}-seed<N>), in place of --precision-pair",
+    )
     args = parser.parse_args(argv)
     try:
         runs = study_runs(read_exp_show(args.inputs))
@@ -1054,7 +1147,11 @@ def main(argv: list[str] | None = None) -> int:
         tests = [run_test(spec, table) for spec in TESTS]
         pretrained = pretrained_check(args.pretrained, table) if args.pretrained else None
         precision = (
-            precision_pair_check(args.precision_pair, table, runs) if args.precision_pair else None
+            precision_pairs_check(args.precision_pairs)
+            if args.precision_pairs
+            else precision_pair_check(args.precision_pair, table, runs)
+            if args.precision_pair
+            else None
         )
         text = write_outputs(
             args.out,
