@@ -12,12 +12,20 @@ from imagenette_repro.stage_io import run, stage_paths
 from imagenette_repro.train.settings import custom_training
 from imagenette_repro.train.stage import load_training_data, train_and_save
 
+# What a recipe's model does to its input itself (its record's `normalization`).
+NORMALIZATIONS = {
+    "imagenet": "ImageNet mean and std, inside the model",
+    "none": "none: the images in [0, 1] as they are",
+}
+
 
 def recipe_network(params: Params, train: ImageSet, data_hash: str):
     """A modern recipe's timm model, fingerprint parts and model meta."""
     name, recipe = params.network, params.recipe
     try:
-        model = build_timm_network(recipe.model, recipe.stem_stride, len(WNIDS))
+        model = build_timm_network(
+            recipe.model, recipe.stem_stride, len(WNIDS), recipe.model_args, recipe.input_scaling
+        )
     except ValueError as err:
         raise ParamsError(f"params.yaml: 'recipes.{name}': {err}") from None
     settings = recipe.model_dump()
@@ -27,7 +35,8 @@ def recipe_network(params: Params, train: ImageSet, data_hash: str):
         "architecture": f"timm:{recipe.model}",
         "timm_model": recipe.model,
         "stem_stride": recipe.stem_stride,
-        "normalization": "ImageNet mean and std, inside the model",
+        "model_args": recipe.model_args,
+        "normalization": NORMALIZATIONS[recipe.input_scaling],
         "recipe": settings,
     }
     return model, (settings, data_hash), meta

@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 from pydantic_core import PydanticCustomError
 
 from .data.classes import NUM_CLASSES
@@ -61,6 +69,7 @@ def _interval(text: str, inside: Callable[[float], bool]) -> AfterValidator:
 
 Fraction = Annotated[float, _interval("[0, 1)", lambda value: 0 <= value < 1)]
 CropArea = Annotated[float, _interval("(0, 1]", lambda value: 0 < value <= 1)]
+Betas = Annotated[list[Fraction], Field(min_length=2, max_length=2)]
 
 
 class _Section(BaseModel):
@@ -149,10 +158,10 @@ class Recipe(_Section):
 
     model: str
     stem_stride: Literal[1, 2, 4]
-    optimizer: Literal["adamw", "sgd_nesterov"]
+    optimizer: Literal["adamw", "sgd_nesterov", "ranger"]
     learn_rate: Positive
     weight_decay: NonNegative
-    schedule: Literal["cosine", "onecycle"]
+    schedule: Literal["cosine", "onecycle", "flat_cos"]
     warmup_epochs: NonNegative
     label_smoothing: Fraction
     mixup_alpha: NonNegative
@@ -163,6 +172,20 @@ class Recipe(_Section):
     # random-resized crops of [crop_area_min, 1] of the image's area instead.
     crop_area_min: CropArea | None
     reflection: bool
+    # Options with a default (today's behaviour): a recipe may leave them out.
+    flat_fraction: Fraction = 0.75  # flat_cos: the share of all steps at the peak rate
+    betas: Betas | None = None  # adamw, ranger; null: train.adam_beta1, train.adam_beta2
+    eps: Positive | None = None  # adamw, ranger; null: train.adam_epsilon
+    input_scaling: Literal["imagenet", "none"] = "imagenet"
+    model_args: dict[str, Any] = Field(default_factory=dict)  # to timm.create_model
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # An option a recipe leaves out stays out of its dump (the model's record, the
+        # run's fingerprint, the comparison with a recorded run's params): a recipe
+        # written before the option existed dumps as it did then.
+        dumped = handler(self)
+        return {key: value for key, value in dumped.items() if key in self.model_fields_set}
 
 
 class Params(_Section):
@@ -316,6 +339,10 @@ def _explain(params: dict, failure: ValidationError) -> ParamsError:
     elif kind in ("greater_than", "greater_than_equal"):
         bound = errors[0]["ctx"].get("gt", errors[0]["ctx"].get("ge"))
         text = f"'{name}' must be {'>' if kind == 'greater_than' else '>='} {bound}, got {value!r}"
+    elif kind in ("too_short", "too_long"):
+        bound = "at least" if kind == "too_short" else "at most"
+        length = errors[0]["ctx"]["min_length" if kind == "too_short" else "max_length"]
+        text = f"'{name}' must have {bound} {length} items, got {value!r}"
     elif kind == "interval":
         text = f"'{name}' {errors[0]['msg']}, got {value!r}"
     else:
@@ -341,6 +368,58 @@ def _check_recipes(params: Params) -> None:
                 f"params.yaml: '{key}.batch_size' must be even with mixup or cutmix "
                 f"(timm mixes each batch with itself reversed), got {recipe.batch_size!r}"
             )
+    if params.is_recipe and params.recipe.model_args:
+        _check_model_args(f"recipes.{params.network}", params.recipe)
+
+
+def timm_model_args(model_args: dict[str, Any]) -> dict[str, Any]:
+    """A recipe's model_args as timm.create_model takes them. timm's ResNet stem needs the
+    class of `aa_layer`, not a name: "blurpool" becomes timm's BlurPool2d (in the stem a
+    stride-1 max-pool, then the blur: MaxBlurPool), "avgpool" torch's AvgPool2d. A
+    ValueError says what is wrong."""
+    import timm.layers
+    from torch import nn
+
+    args = dict(model_args)
+    activation = args.get("act_layer")
+    if isinstance(activation, str):
+        try:
+            timm.layers.get_act_layer(activation)
+        except KeyError:
+            raise ValueError(
+                f"act_layer {activation!r} is not one of timm's activations "
+                "(timm.layers.get_act_layer: relu, mish, silu, gelu, ...)"
+            ) from None
+    aa_layer = args.get("aa_layer")
+    if aa_layer is not None:
+        classes = {"blurpool": timm.layers.BlurPool2d, "avgpool": nn.AvgPool2d}
+        if not isinstance(aa_layer, str) or aa_layer not in classes:
+            raise ValueError(f"aa_layer is {aa_layer!r}; allowed: null, {', '.join(classes)}")
+        args["aa_layer"] = classes[aa_layer]
+    return args
+
+
+def _check_model_args(key: str, recipe: Recipe) -> None:
+    """Build the chosen recipe's timm model once (a fraction of a second): every argument
+    of model_args must be one the model takes, with a value it accepts."""
+    import timm
+
+    if not timm.is_model(recipe.model):
+        raise ParamsError(
+            f"params.yaml: '{key}.model' is {recipe.model!r}, not a timm model (timm.list_models())"
+        )
+    try:
+        timm.create_model(
+            recipe.model,
+            pretrained=False,
+            num_classes=NUM_CLASSES,
+            **timm_model_args(recipe.model_args),
+        )
+    except (TypeError, ValueError, KeyError, AssertionError) as err:
+        reason = str(err).strip("'\"") or type(err).__name__
+        raise ParamsError(
+            f"params.yaml: '{key}.model_args' does not fit timm's {recipe.model}: {reason}"
+        ) from None
 
 
 def _check_architectures(params: Params) -> None:

@@ -1,6 +1,6 @@
 """The prepared images as tensors, for training and evaluation: the array store loaded
-(written by data.write_array_store), batches, MATLAB's augmentation and random-resized
-crops, network input."""
+(written by data.write_array_store), batches, MATLAB's augmentation, random-resized
+crops and flips alone, network input."""
 
 from __future__ import annotations
 
@@ -141,6 +141,16 @@ def augment(
     theta[:, 1, 1] = 1 / sy
     theta[:, 1, 2] = -ty / sy
     return _warp(x, theta[rows].contiguous(), rows, padding="zeros")
+
+
+def random_flip(
+    x: torch.Tensor, generator: torch.Generator, rows: slice = slice(None)
+) -> torch.Tensor:
+    """Random horizontal flips alone (each image mirrored with probability 1/2, its
+    pixels otherwise untouched): no resampling. Draws and `rows` as in augment."""
+    flip = torch.rand(x.shape[0], generator=generator) < 0.5
+    x, flip = x[rows], flip[rows].to(x.device, non_blocking=True)
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
 
 
 def random_resized_crop(

@@ -4,9 +4,12 @@ record.py and saved.py)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
+from ..params import timm_model_args
 from .architecture import Layer, parse_architecture
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -92,15 +95,29 @@ def build_custom_network(
 
 
 STEM_STRIDES = (1, 2, 4)
+# A recipe's input_scaling: what Normalize does to images in [0, 1] (mean, std).
+INPUT_SCALINGS = {
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),  # the images as they are (fastai's record)
+}
 
 
-def build_timm_network(name: str, stem_stride: int = 4, num_classes: int = 10) -> nn.Sequential:
-    """A timm model from random init (`timm.create_model(name, pretrained=False)`), for
-    images in [0, 1] (ImageNet's mean and std, inside the model).
+def build_timm_network(
+    name: str,
+    stem_stride: int = 4,
+    num_classes: int = 10,
+    model_args: dict[str, Any] | None = None,
+    input_scaling: str = "imagenet",
+) -> nn.Sequential:
+    """A timm model from random init (`timm.create_model(name, pretrained=False,
+    **model_args)`), for images in [0, 1]: Normalize inside the model scales them by
+    `input_scaling` (imagenet: ImageNet's mean and std; none: unchanged). Its mean and std
+    are buffers of the state dict, so a saved model carries its own scaling.
 
     stem_stride adapts a ResNet-family stem (`conv1`, `maxpool`) to small inputs: 4 keeps
-    the model's own (a stride-2 convolution, then a stride-2 max-pool), 2 drops the
-    max-pool, 1 also the convolution's stride (as CIFAR ResNets). Same weights either way.
+    the model's own (a stride-2 convolution, then a stride-2 max-pool, or with an
+    `aa_layer` a stride-1 max-pool and a stride-2 blur), 2 drops the pool, 1 also the
+    convolution's stride (as CIFAR ResNets). Same weights either way.
     """
     import timm
 
@@ -108,9 +125,18 @@ def build_timm_network(name: str, stem_stride: int = 4, num_classes: int = 10) -
         raise ValueError(f"{name!r} is not a timm model (see timm.list_models())")
     if stem_stride not in STEM_STRIDES:
         raise ValueError(f"stem_stride is {stem_stride!r}; allowed: 1, 2, 4")
-    net = timm.create_model(name, pretrained=False, num_classes=num_classes)
+    if input_scaling not in INPUT_SCALINGS:
+        raise ValueError(
+            f"input_scaling is {input_scaling!r}; allowed: {', '.join(INPUT_SCALINGS)}"
+        )
+    try:
+        net = timm.create_model(
+            name, pretrained=False, num_classes=num_classes, **timm_model_args(model_args or {})
+        )
+    except (TypeError, KeyError, AssertionError) as err:
+        raise ValueError(f"model_args {model_args} do not fit timm's {name}: {err}") from None
     if stem_stride < 4:
-        if not isinstance(getattr(net, "maxpool", None), nn.MaxPool2d):
+        if not (hasattr(net, "conv1") and isinstance(getattr(net, "maxpool", None), nn.Module)):
             raise ValueError(
                 f"{name!r} has no ResNet stem (conv1, maxpool) to adapt; use stem_stride 4"
             )
@@ -118,7 +144,6 @@ def build_timm_network(name: str, stem_stride: int = 4, num_classes: int = 10) -
     if stem_stride < 2:
         first = next(m for m in net.conv1.modules() if isinstance(m, nn.Conv2d))
         first.stride = (1, 1)
-    normalize = Normalize(
-        torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    )
+    mean, std = INPUT_SCALINGS[input_scaling]
+    normalize = Normalize(torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1))
     return nn.Sequential(normalize, net)

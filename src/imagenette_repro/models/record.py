@@ -46,6 +46,7 @@ class ModelRecord:
     # timm: a modern recipe
     timm_model: str | None = None
     stem_stride: int | None = None
+    model_args: dict[str, Any] | None = None  # to timm.create_model
     recipe: dict[str, Any] | None = None
     # googlenet: a fine-tuned pretrained network
     model: str | None = None  # which pretrained network (pretrained.py)

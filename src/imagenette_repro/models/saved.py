@@ -22,7 +22,10 @@ def load_model(path: Path) -> tuple[nn.Module, ModelRecord]:
             record.layers, record.input_size, classes, "torch_default", record.network
         )
     elif record.kind == "timm":
-        model = build_timm_network(record.timm_model, record.stem_stride, classes)
+        # The input scaling comes with the weights (Normalize's mean and std buffers).
+        model = build_timm_network(
+            record.timm_model, record.stem_stride, classes, record.model_args
+        )
     else:  # a fine-tuned pretrained network (pretrained.py)
         model = imagenet_network(record.model, None)
         if record.model == "googlenet":

@@ -16,7 +16,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.batches import ImageSet, augment, batches, place, random_resized_crop, to_input
+from ..data.batches import (
+    ImageSet,
+    augment,
+    batches,
+    place,
+    random_flip,
+    random_resized_crop,
+    to_input,
+)
 from ..data.classes import NUM_CLASSES
 from ..distributed import World
 from ..files import WriteError, replacing
@@ -28,7 +36,7 @@ from ..runtime import Runtime
 
 @dataclass
 class TrainConfig:
-    optimizer: str  # sgdm | adam
+    optimizer: str  # sgdm | adam | adamw | sgd_nesterov | ranger
     learn_rate: float
     batch_size: int
     max_epochs: int
@@ -43,14 +51,15 @@ class TrainConfig:
     crop_area_min: float | None = None  # a number: random-resized crops instead of scale/shift
     scale: tuple[float, float] = (0.9, 1.1)
     translation: float = 30.0  # pixels at the input size
-    reflection: bool = False
+    reflection: bool = False  # random horizontal flips; without augmentation: flips alone
     seed: int = 0
     new_layer_lr_factor: float = 1.0
     patience_on: str = "loss"  # loss (MATLAB's ValidationPatience) | accuracy
     keep: str = "final"  # final (R2018b's trainNetwork) | best_loss | best_accuracy
     # A modern recipe's settings (params.yaml `recipes`); the defaults are the report's.
-    schedule: str = "step"  # step (drop_period, drop_rate_factor) | cosine | onecycle
-    warmup_epochs: float = 0.0  # cosine: linear warmup; onecycle: the rising part
+    schedule: str = "step"  # step (drop_period, drop_rate_factor) | cosine | onecycle | flat_cos
+    warmup_epochs: float = 0.0  # cosine, flat_cos: linear warmup; onecycle: the rising part
+    flat_fraction: float = 0.75  # flat_cos: the share of all steps at the peak rate
     label_smoothing: float = 0.0
     mixup_alpha: float = 0.0  # timm's batch Mixup / CutMix (0: off)
     cutmix_alpha: float = 0.0
@@ -126,7 +135,25 @@ def parameter_groups(
     ]
 
 
+# fastai's Ranger: Lookahead's slow weights step every 6 steps, half-way to the fast ones.
+LOOKAHEAD_K, LOOKAHEAD_ALPHA = 6, 0.5
+
+
 def make_optimizer(groups: list[dict], config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (momentum; Nesterov's for sgd_nesterov), Adam, AdamW, or "ranger" (fastai's:
+    torch's RAdam with decoupled weight decay inside timm's Lookahead, whose param_groups
+    and state_dict are the RAdam's, so the schedule and the checkpoint reach it)."""
+    if config.optimizer == "ranger":
+        from timm.optim import Lookahead
+
+        radam = torch.optim.RAdam(
+            groups,
+            lr=config.learn_rate,
+            betas=config.betas,
+            eps=config.epsilon,
+            decoupled_weight_decay=True,
+        )
+        return Lookahead(radam, alpha=LOOKAHEAD_ALPHA, k=LOOKAHEAD_K)
     if config.optimizer in ("sgdm", "sgd_nesterov"):
         nesterov = config.optimizer == "sgd_nesterov"
         return torch.optim.SGD(
@@ -140,9 +167,10 @@ def make_scheduler(
     optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
     """The learning-rate schedule: "step" (the report's, stepped once per epoch), or,
-    stepped once per batch, "cosine" (linear warmup for warmup_epochs, then cosine to 0)
-    or "onecycle" (torch's OneCycleLR: up for warmup_epochs, then down; SGD momentum or
-    Adam's beta1 cycled the other way)."""
+    stepped once per batch, "cosine" (linear warmup for warmup_epochs, then cosine to 0),
+    "flat_cos" (fastai's fit_flat_cos: after any warmup, flat at the peak until
+    flat_fraction of all steps, then cosine to 0) or "onecycle" (torch's OneCycleLR: up
+    for warmup_epochs, then down; SGD momentum or Adam's beta1 cycled the other way)."""
     if config.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(
             optimizer, config.drop_period, config.drop_rate_factor
@@ -157,10 +185,16 @@ def make_scheduler(
             pct_start=max(warmup, 1) / total,
         )
 
+    flat_end = warmup
+    if config.schedule == "flat_cos":
+        flat_end = min(max(warmup, round(config.flat_fraction * total)), total - 1)
+
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / (warmup + 1)
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+        if step < flat_end:
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * (step - flat_end) / (total - flat_end)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
@@ -426,6 +460,8 @@ def train_one_epoch(t: Training, train: ImageSet, epoch: int) -> dict:
             x = random_resized_crop(x, warp, config.crop_area_min, config.reflection, rows)
         elif config.augmentation:
             x = augment(x, warp, config.scale, config.translation, config.reflection, rows)
+        elif config.reflection:
+            x = random_flip(x, warp, rows)
         else:
             x = x[rows]
         labels = labels[rows]

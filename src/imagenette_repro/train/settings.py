@@ -34,7 +34,12 @@ def report_row_training(params: Params, input_size: int) -> TrainConfig:
     """train_custom for the report's row `network`: its columns and train.*."""
     train = params.train
     return TrainConfig(
-        **_shared(train, params.seed, input_size, params.network_input_size()),
+        **{
+            **_shared(train, params.seed, input_size, params.network_input_size()),
+            # MATLAB's reflection is an option of its augmenter: none without it (in the
+            # loop, reflection alone means flips alone).
+            "reflection": train.reflection and params.image_augmentation,
+        },
         optimizer=params.optimizer,
         learn_rate=params.learn_rate,
         batch_size=train.batch_size,
@@ -51,8 +56,10 @@ def report_row_training(params: Params, input_size: int) -> TrainConfig:
 def recipe_training(params: Params, input_size: int) -> TrainConfig:
     """train_custom for the modern recipe `network` (params.yaml `recipes`): its own
     optimiser, schedule and regularisation; epochs, seed, stopping and the augmentation's
-    ranges from train.* (the shift in pixels at RECIPE_REFERENCE_SIZE). No early stopping:
-    the schedule runs to its end, and train.keep picks the weights."""
+    ranges from train.* (the shift in pixels at RECIPE_REFERENCE_SIZE), Adam's betas and
+    epsilon too unless the recipe sets its own. No early stopping: the schedule runs to its
+    end, and train.keep picks the weights. augmentation false with reflection true: flips
+    alone."""
     train, recipe = params.train, params.recipe
     return TrainConfig(
         **{
@@ -64,12 +71,13 @@ def recipe_training(params: Params, input_size: int) -> TrainConfig:
         batch_size=recipe.batch_size,
         patience=None,
         weight_decay=recipe.weight_decay,
-        betas=(train.adam_beta1, train.adam_beta2),
-        epsilon=train.adam_epsilon,
+        betas=tuple(recipe.betas) if recipe.betas else (train.adam_beta1, train.adam_beta2),
+        epsilon=train.adam_epsilon if recipe.eps is None else recipe.eps,
         augmentation=recipe.augmentation,
         crop_area_min=recipe.crop_area_min,
         schedule=recipe.schedule,
         warmup_epochs=recipe.warmup_epochs,
+        flat_fraction=recipe.flat_fraction,
         label_smoothing=recipe.label_smoothing,
         mixup_alpha=recipe.mixup_alpha,
         cutmix_alpha=recipe.cutmix_alpha,
