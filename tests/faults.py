@@ -10,10 +10,12 @@ and read-only cases mount a small tmpfs in a private mount namespace (`unshare -
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -52,7 +54,8 @@ class Case:
     group: str
     expected: str
     check: Callable[[Path], Outcome]
-    heavy: bool = False
+    heavy: bool = False  # runs real dvc in a scratch git repository
+    trains: bool = False  # runs a training stage without dvc
 
 
 @dataclass
@@ -456,6 +459,438 @@ def other_params_checkpoint(work: Path) -> Outcome:
     return Outcome(not resumed, "resumed it" if resumed else "started afresh (not resumed)")
 
 
+# --- a kill or a full disk while a checkpoint is saved ---------------------------------
+
+CHECKPOINTS = "data/checkpoints"
+CHECKPOINT = f"{CHECKPOINTS}/train_custom.pt"
+PREVIOUS = f"{CHECKPOINT}.prev"
+TEMPORARY = f"{CHECKPOINTS}/.train_custom.pt.tmp"
+# DVC holds a lock on a running stage's outputs and dependencies, refusing any other stage
+# that writes them: "failed to reproduce 'prepare': '.../data/prepared' is busy, it is being
+# blocked by: (PID ...): <the first dvc command>".
+DVC_LOCK_MESSAGE = "is busy, it is being blocked by"
+
+# The sitecustomize of the cases' training runs: imported first by every Python that has
+# its folder on sys.path, it lets a case land a real SIGKILL at one exact moment of a
+# checkpoint save, where a timer would land it anywhere.
+SIGKILL_AT_SAVE = '''"""The fault matrix's kill switch (tests/faults.py): FAULT_SIGKILL=<moment>:<n>
+SIGKILLs this process at the n-th <moment> of a save of train_custom.pt: write (its temp
+file written, before the fsync and the renames), renames (the checkpoint just renamed to
+.prev, the temp file not yet renamed) or saved (the save complete)."""
+
+import os
+import signal
+
+_moment, _, _count = os.environ.get("FAULT_SIGKILL", "").partition(":")
+if _moment:
+    _seen = 0
+    _fsync, _replace = os.fsync, os.replace
+
+    def _reached(moment):
+        global _seen
+        if moment == _moment:
+            _seen += 1
+            if _seen == int(_count):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    def _kill_or_fsync(fd):
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")) == ".train_custom.pt.tmp":
+            _reached("write")
+        return _fsync(fd)
+
+    def _replace_then_kill(src, dst, **kwargs):
+        _replace(src, dst, **kwargs)
+        name = os.path.basename(os.fspath(dst))
+        if name == "train_custom.pt.prev":
+            _reached("renames")
+        elif name == "train_custom.pt":
+            _reached("saved")
+
+    os.fsync, os.replace = _kill_or_fsync, _replace_then_kill
+'''
+
+
+def install_kill_switch(folder: Path) -> None:
+    """SIGKILL_AT_SAVE as the sitecustomize of every Python with `folder` on its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(SIGKILL_AT_SAVE)
+
+
+def tiny_archive_project(work: Path, epochs: int) -> tuple[Path, dict]:
+    """A dvc_project on the tiny archive (50 training images, batches of 10: seconds an
+    epoch), training for `epochs`."""
+    archive = good_archive(work)
+    return dvc_project(
+        work,
+        **{
+            "data.archive": str(archive),
+            "data.md5": None,
+            "train.batch_size": 10,
+            "train.max_epochs": epochs,
+        },
+    )
+
+
+def killed_repro(work: Path, epochs: int, kill_at: str) -> tuple[Path, dict, str]:
+    """`dvc repro train_custom` in a tiny_archive_project whose training SIGKILLs itself
+    at `kill_at` (FAULT_SIGKILL); the project, its env and what the kill left in the
+    checkpoint folder."""
+    repo, env = tiny_archive_project(work, epochs)
+    install_kill_switch(repo / "src")  # the stages' PYTHONPATH=src
+    killed = subprocess.run(
+        ["dvc", "repro", "train_custom"],
+        cwd=repo,
+        env={**env, "FAULT_SIGKILL": kill_at},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if killed.returncode == 0:
+        raise RuntimeError(f"the training ended without the kill at {kill_at}")
+    return repo, env, held(repo / CHECKPOINTS)
+
+
+def held(folder: Path) -> str:
+    """The files in `folder`, each checkpoint with the epoch it holds (?: unreadable)."""
+    import torch
+
+    names = []
+    for path in sorted(folder.iterdir()):
+        try:
+            epoch = torch.load(path, map_location="cpu", weights_only=False)["state"]["epoch"]
+        except Exception:  # a temp file cut short, a corrupt checkpoint
+            epoch = "?"
+        names.append(f"{path.name} (epoch {epoch})")
+    return ", ".join(names) or "nothing"
+
+
+def cut_to_half(path: Path) -> None:
+    with open(path, "r+b") as file:
+        file.truncate(path.stat().st_size // 2)
+
+
+def epochs_run(repo: Path) -> int | None:
+    summary = repo / "metrics" / "train_custom" / "metrics.json"
+    return json.loads(summary.read_text()).get("epochs_run") if summary.is_file() else None
+
+
+def repro_again(repo: Path, env: dict, *expected_lines: str, epochs: int) -> Outcome:
+    """`dvc repro train_custom` once more: exit 0, each of `expected_lines` in its output,
+    no traceback, all `epochs` run and no temp file left among the checkpoints."""
+    again = subprocess.run(
+        ["dvc", "repro", "train_custom"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    output = again.stdout + again.stderr
+    said = [
+        line
+        for line in output.splitlines()
+        if any(word in line for word in ("resuming", "unreadable", "afresh"))
+    ]
+    missing = [line for line in expected_lines if line not in output]
+    ran = epochs_run(repo)
+    temporary = sorted(path.name for path in (repo / CHECKPOINTS).glob(".*"))
+    observed = f"dvc repro again: exit {again.returncode}, says: {_short(' / '.join(said), 400)}"
+    observed += f"; {ran} of {epochs} epochs run"
+    if missing:
+        observed += f"; LACKS {missing}"
+    if temporary:
+        observed += f"; temp files left: {', '.join(temporary)}"
+    if "Traceback" in output:
+        observed += "; a TRACEBACK"
+    passed = (
+        again.returncode == 0
+        and not missing
+        and ran == epochs
+        and not temporary
+        and "Traceback" not in output
+    )
+    return Outcome(passed, observed)
+
+
+def killed_writing_checkpoint(work: Path) -> Outcome:
+    """SIGKILL while epoch 2's checkpoint is written (its temp file not yet synced or
+    renamed), the temp file then cut to half, as a kill in mid-write leaves it: epoch 1's
+    checkpoint beside it is resumed."""
+    repo, env, left = killed_repro(work, epochs=2, kill_at="write:2")
+    if not (repo / TEMPORARY).is_file():
+        return Outcome(False, f"the kill left {left}, no temp file")
+    cut_to_half(repo / TEMPORARY)
+    outcome = repro_again(repo, env, f"resuming from {CHECKPOINT} after epoch 1", epochs=2)
+    return Outcome(
+        outcome.passed, f"killed, left {left}; the temp file cut to half; {outcome.observed}"
+    )
+
+
+def killed_between_renames(work: Path) -> Outcome:
+    """SIGKILL between the two renames of epoch 2's save: no train_custom.pt, epoch 1's
+    in .prev, epoch 2's in the temp file; the .prev is resumed."""
+    repo, env, left = killed_repro(work, epochs=2, kill_at="renames:1")
+    if {path.name for path in (repo / CHECKPOINTS).iterdir()} != {
+        ".train_custom.pt.tmp",
+        "train_custom.pt.prev",
+    }:
+        return Outcome(False, f"the kill left {left}, not the temp file and the .prev alone")
+    outcome = repro_again(repo, env, f"resuming from {PREVIOUS} after epoch 1", epochs=2)
+    return Outcome(outcome.passed, f"killed, left {left}; {outcome.observed}")
+
+
+def unreadable(path: str) -> str:
+    return f"{path} is unreadable, cut short or corrupt ("
+
+
+def checkpoint_truncated(work: Path) -> Outcome:
+    """Killed after epoch 2's save, then train_custom.pt cut to half: it is named as
+    unreadable and the .prev (epoch 1) resumed."""
+    repo, env, left = killed_repro(work, epochs=3, kill_at="saved:2")
+    cut_to_half(repo / CHECKPOINT)
+    outcome = repro_again(
+        repo,
+        env,
+        unreadable(CHECKPOINT),
+        "; not resumed from it",
+        f"resuming from {PREVIOUS} after epoch 1",
+        epochs=3,
+    )
+    return Outcome(
+        outcome.passed, f"killed, left {left}; train_custom.pt cut to half; {outcome.observed}"
+    )
+
+
+def checkpoints_unreadable(work: Path) -> Outcome:
+    """Killed after epoch 2's save, then train_custom.pt cut to half and its .prev
+    overwritten with noise: both named as unreadable, training starts afresh."""
+    repo, env, left = killed_repro(work, epochs=3, kill_at="saved:2")
+    cut_to_half(repo / CHECKPOINT)
+    previous = repo / PREVIOUS
+    previous.write_bytes(np.random.default_rng(0).bytes(previous.stat().st_size))
+    outcome = repro_again(
+        repo,
+        env,
+        unreadable(CHECKPOINT),
+        unreadable(PREVIOUS),
+        "no usable checkpoint; starting afresh from epoch 1",
+        epochs=3,
+    )
+    return Outcome(
+        outcome.passed,
+        f"killed, left {left}; train_custom.pt cut to half, the .prev noise; {outcome.observed}",
+    )
+
+
+def train_on_tmpfs(
+    work: Path, epochs: int, watch: str, mount: str, script: str
+) -> dict[str, StageRun]:
+    """Run `script` (sh) in a private mount namespace with a tmpfs (`mount` options) on
+    `watch`, the tiny data prepared first for train_custom of `epochs`; in it `attempt
+    NAME [VAR=value ...]` runs the stage (the kill switch on its path) and records its
+    exit code, output and what `watch` holds after it. The tmpfs and its files last until
+    the script ends. Returns the attempts by name."""
+    make_tree(work / "data" / "raw" / "imagenette")
+    tiny_params(work, **{"train.max_epochs": epochs})
+    for stage in ("split", "prepare"):
+        done = run_stage(work, stage, "data")
+        if done.returncode != 0:
+            raise RuntimeError(f"{stage} failed: {done.error}")
+    (work / watch).mkdir(parents=True, exist_ok=True)
+    install_kill_switch(work / "hooks")
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{work / 'hooks'}{os.pathsep}{REPO / 'src'}",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    runs = work / "runs"
+    runs.mkdir()
+    command = " ".join(shlex.quote(word) for word in scratch.stage_argv("train_custom"))
+    prelude = (
+        f"mount -t tmpfs -o {mount} tmpfs {watch} || exit 99\n"
+        "attempt() {\n"
+        "  name=$1; shift\n"
+        f'  rc=0; env "$@" {command} > {runs}/$name.out 2> {runs}/$name.err || rc=$?\n'
+        f"  echo $rc > {runs}/$name.rc\n"
+        f"  ls -A {watch} > {runs}/$name.left\n"
+        "}\n"
+    )
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-ec", prelude + script],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if done.returncode == 99:
+        raise RuntimeError(f"cannot mount a tmpfs with unshare -rm: {done.stderr.strip()}")
+    if done.returncode != 0:
+        raise RuntimeError(f"the tmpfs script failed: {_short(done.stderr, 300)}")
+    return {
+        rc.stem: StageRun(
+            int(rc.read_text()),
+            rc.with_suffix(".out").read_text(),
+            rc.with_suffix(".err").read_text(),
+            rc.with_suffix(".left").read_text().split(),
+        )
+        for rc in sorted(runs.glob("*.rc"))
+    }
+
+
+def disk_full_checkpoint(work: Path) -> Outcome:
+    """data/checkpoints on a tmpfs: epoch 1's checkpoint saved (the run then killed), the
+    disk filled to leave half a checkpoint's room; the same command fails saving epoch 2's,
+    naming the file, the full disk and the checkpoint kept; space freed, it resumes."""
+    import torch
+
+    script = (
+        "attempt killed FAULT_SIGKILL=saved:1\n"
+        f"size=$(stat -c %s {CHECKPOINT})\n"
+        f"free=$(df -B1 --output=avail {CHECKPOINTS} | tail -n 1)\n"
+        f"head -c $((free - size / 2)) /dev/zero > {CHECKPOINTS}/filler\n"
+        "attempt full\n"
+        f"cp {CHECKPOINT} kept.pt\n"
+        f"rm {CHECKPOINTS}/filler\n"
+        "attempt freed\n"
+    )
+    runs = train_on_tmpfs(work, 2, CHECKPOINTS, "size=256m", script)
+    full, freed = runs["full"], runs["freed"]
+    kept = torch.load(work / "kept.pt", map_location="cpu", weights_only=False)["state"]
+    outcome = expect_refusal(
+        full,
+        CHECKPOINT,
+        "no space left",
+        f"kept: {CHECKPOINT} (after epoch 1)",
+        left_ok=("filler", "train_custom.pt"),
+    )
+    resumed = f"resuming from {CHECKPOINT} after epoch 1" in freed.stderr
+    model = (work / "data" / "models" / "custom.pt").is_file()
+    temporary = [name for name in freed.left if name.startswith(".")]
+    observed = (
+        f"{outcome.observed}; the checkpoint kept holds epoch {kept['epoch']}; space freed: "
+        f"exit {freed.returncode}, {'resumed after epoch 1' if resumed else 'NOT resumed'}, "
+        f"model {'written' if model else 'MISSING'}, left {', '.join(freed.left)}"
+    )
+    passed = (
+        outcome.passed
+        and kept["epoch"] == 1
+        and not kept["finished"]
+        and freed.returncode == 0
+        and resumed
+        and model
+        and not temporary
+        and "Traceback" not in freed.stderr
+    )
+    return Outcome(passed, observed)
+
+
+def disk_full_model(work: Path) -> Outcome:
+    """data/models on a full tmpfs when training ends: the model is not written, one line
+    names it and the full disk, nothing half-written is left; space freed, the same
+    command writes it from the finished checkpoint, without training again."""
+    import torch
+
+    models = "data/models"
+    script = (
+        f"head -c 64m /dev/zero > {models}/filler 2> /dev/null || true\n"
+        "attempt full\n"
+        f"rm {models}/filler\n"
+        "attempt freed\n"
+        f"cp {models}/custom.pt written.pt || true\n"
+    )
+    runs = train_on_tmpfs(work, 1, models, "size=48m", script)
+    full, freed = runs["full"], runs["freed"]
+    outcome = expect_refusal(full, f"{models}/custom.pt", "no space left", left_ok=("filler",))
+    try:
+        written = "state_dict" in torch.load(work / "written.pt", weights_only=False)
+    except Exception:  # not written, or not whole
+        written = False
+    kept = "holds this run finished after epoch 1" in freed.stderr  # not trained again
+    observed = (
+        f"{outcome.observed}; space freed: exit {freed.returncode}, "
+        f"{'the finished checkpoint kept' if kept else 'TRAINED AGAIN'}, model "
+        f"{'written' if written else 'MISSING or unreadable'}, left {', '.join(freed.left)}"
+    )
+    passed = (
+        outcome.passed
+        and freed.returncode == 0
+        and kept
+        and written
+        and freed.left == ["custom.pt"]
+    )
+    return Outcome(passed, observed)
+
+
+def second_exp_run(work: Path) -> Outcome:
+    """A second `dvc exp run` in the workspace while the first trains (the first paused
+    once its epoch 1 is saved, so that it holds DVC's locks however fast the machine): DVC
+    refuses the second at once; the first, let go on, finishes its stages (DVC then fails
+    it for want of its experiment record), and the same command again records it as the
+    one experiment without training anything again."""
+    epochs = 3
+    repo, env = tiny_archive_project(work, epochs)
+    command = ["dvc", "exp", "run"]
+    with open(work / "first.log", "w") as log:
+        first = subprocess.Popen(
+            command, cwd=repo, env=env, start_new_session=True, stdout=log, stderr=log
+        )
+    try:
+        deadline = time.monotonic() + 900
+        while not (repo / CHECKPOINT).exists() and first.poll() is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the first run saved no checkpoint in 900 s")
+            time.sleep(0.05)
+        if first.poll() is not None:
+            log_text = (work / "first.log").read_text()
+            return Outcome(False, f"the first run ended before training: {_short(log_text, 300)}")
+        os.killpg(first.pid, signal.SIGSTOP)
+        began = time.monotonic()
+        second = subprocess.run(
+            command, cwd=repo, env=env, capture_output=True, text=True, timeout=600
+        )
+        seconds = time.monotonic() - began
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(first.pid, signal.SIGCONT)
+    first_code = first.wait(timeout=900)
+    refusal = (second.stdout + second.stderr).strip()
+    lock = DVC_LOCK_MESSAGE in refusal
+    ran = epochs_run(repo)
+    # DVC's refusal of the second run costs the first its experiment record (it ends with
+    # an error after its stages finished): the same command again records it, training
+    # nothing, as every stage's outputs are in place.
+    again = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    retrained = "epoch 1/" in again.stdout + again.stderr
+    experiments = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname)", "refs/exps"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    experiments = [ref for ref in experiments if "stash" not in ref and "/exec/" not in ref]
+    evaluated = (repo / METRICS[0]).is_file()
+    observed = (
+        f"second: exit {second.returncode} after {seconds:.0f} s: {_short(refusal, 200)}; "
+        f"first: exit {first_code}, {ran} of {epochs} epochs run, evaluation "
+        f"{'written' if evaluated else 'MISSING'}; the same command again: exit "
+        f"{again.returncode}, {'TRAINED AGAIN' if retrained else 'nothing trained'}, "
+        f"{len(experiments)} experiment(s) recorded"
+    )
+    passed = (
+        second.returncode != 0
+        and lock
+        and seconds < 120
+        and ran == epochs
+        and evaluated
+        and again.returncode == 0
+        and not retrained
+        and len(experiments) == 1
+    )
+    return Outcome(passed, observed)
+
+
 METRICS = ("metrics/evaluation.json", "metrics/per_class.json")
 SPLIT = "data/split/index.csv"
 
@@ -467,7 +902,10 @@ def seeds(work: Path) -> Outcome:
     repo, env = dvc_project(work, **{"data.protocol": "train_split"})
     dvc(repo, env, "repro", "evaluate")
     first = {name: (repo / name).read_bytes() for name in (*METRICS, SPLIT)}
-    dvc(repo, env, "repro", "-f", "evaluate")  # every stage again, from the download on
+    # Every stage again, from the download on; without the finished checkpoint, which a
+    # forced run with the same parameters would otherwise keep rather than train again.
+    shutil.rmtree(repo / "data" / "checkpoints")
+    dvc(repo, env, "repro", "-f", "evaluate")
     differ = [name for name in first if (repo / name).read_bytes() != first[name]]
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["seed"] += 1
@@ -632,13 +1070,38 @@ CASES = [
          refused("images.npy, 'file size limit'", PREPARED), file_limit_store),
     Case("read-only output folder", "resources", refused("the folder, 'cannot write'", PREPARED),
          read_only_output),
+    Case("disk full while a checkpoint is saved", "resources",
+         "exit 2, one line naming the checkpoint, 'no space left' and the one kept (epoch 1, "
+         "intact); no temp file; space freed, the same command resumes and finishes",
+         disk_full_checkpoint, trains=True),
+    Case("disk full while the model is saved", "resources",
+         "exit 2, one line naming custom.pt and 'no space left'; nothing left in data/models; "
+         "space freed, the same command writes it from the finished checkpoint, not training "
+         "again", disk_full_model, trains=True),
     Case("SIGKILL mid-training, dvc repro again", "interruption",
          "resumes after the last epoch; final weights identical to an uninterrupted run",
          sigkill_resume, heavy=True),
     Case("checkpoint from other params", "interruption", "not resumed; training starts afresh",
          other_params_checkpoint, heavy=True),
+    Case("SIGKILL while a checkpoint is written", "interruption",
+         "the half-written temp file ignored; dvc repro resumes from train_custom.pt after "
+         "epoch 1 and finishes, no temp file left", killed_writing_checkpoint, heavy=True),
+    Case("SIGKILL between a checkpoint's two renames", "interruption",
+         "no train_custom.pt, .prev and temp file left; dvc repro resumes from the .prev after "
+         "epoch 1 and finishes, no temp file left", killed_between_renames, heavy=True),
+    Case("checkpoint cut short", "interruption",
+         "named: unreadable, cut short or corrupt, not resumed from; the .prev resumed after "
+         "epoch 1; exit 0, no traceback", checkpoint_truncated, heavy=True),
+    Case("checkpoint and .prev both unreadable", "interruption",
+         "both named as unreadable; no usable checkpoint, training starts afresh; exit 0, no "
+         "traceback", checkpoints_unreadable, heavy=True),
+    Case("second dvc exp run while one trains", "interruption",
+         "the second refused at once by DVC's lock (exit non-zero); the first's stages finish, "
+         "metrics written; the same command again records the one experiment, training "
+         "nothing", second_exp_run, heavy=True),
     Case("precision auto, CPU with and without native bf16", "runtime",
-         "fp32 without native bf16, bf16 with it; recorded with the model", precision_choice),
+         "fp32 without native bf16, bf16 with it; recorded with the model", precision_choice,
+         trains=True),
     Case("workspace code edited after queueing", "provenance",
          "the queued run uses the queued copy's code, whose md5 its lock records",
          queued_code, heavy=True),

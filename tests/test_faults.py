@@ -12,9 +12,9 @@ from . import faults
 
 @pytest.mark.parametrize(
     "case",
-    # The dvc cases and the one that trains twice are end-to-end (make test-fast skips them).
+    # The dvc cases and those that train are end-to-end (make test-fast skips them).
     [
-        pytest.param(case, marks=[pytest.mark.e2e] if case.heavy or case.group == "runtime" else [])
+        pytest.param(case, marks=[pytest.mark.e2e] if case.heavy or case.trains else [])
         for case in faults.CASES
     ],
     ids=[case.name for case in faults.CASES],

@@ -220,10 +220,12 @@ def test_checkpoint_from_other_parameters_is_not_resumed(tmp_path):
     assert [r["epoch"] for r in result.history] == [1, 2, 3]
 
 
-def test_a_finished_checkpoint_is_not_reused(tmp_path):
+def test_a_finished_checkpoint_is_kept_not_trained_again(tmp_path, capsys):
+    """A run whose last epoch finished but whose model was not saved (a full disk) gets
+    the finished weights back from its checkpoint instead of training again."""
     train, valid = tiny_set(40, 0), tiny_set(20, 1)
     checkpoint = tmp_path / "ckpt.pt"
-    fit(
+    first = fit(
         linear_model(),
         train,
         valid,
@@ -232,8 +234,10 @@ def test_a_finished_checkpoint_is_not_reused(tmp_path):
         checkpoint=checkpoint,
         fingerprint="a",
     )
-    result = fit(
-        linear_model(),
+    other_init = linear_model()
+    torch.nn.init.constant_(other_init[-1].weight, 0.5)
+    again = fit(
+        other_init,
         train,
         valid,
         config(max_epochs=2),
@@ -241,8 +245,10 @@ def test_a_finished_checkpoint_is_not_reused(tmp_path):
         checkpoint=checkpoint,
         fingerprint="a",
     )
-    assert [r["epoch"] for r in result.history] == [1, 2]
-    assert torch.load(checkpoint, weights_only=False)["state"]["epoch"] == 2
+    assert "holds this run finished after epoch 2" in capsys.readouterr().err
+    assert again.history == first.history
+    for key, value in first.kept_state.items():
+        assert torch.equal(value, again.kept_state[key]), key
 
 
 def test_an_unreadable_checkpoint_is_replaced(tmp_path):

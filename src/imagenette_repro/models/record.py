@@ -4,6 +4,7 @@ network code), so that a train stage writes it without depending on the other ne
 
 from __future__ import annotations
 
+import io
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -76,8 +77,10 @@ class ModelRecord:
 def save_model(path: Path, model: nn.Module, record: ModelRecord) -> None:
     """Save the weights with their record (atomically). The record is stored as a plain
     mapping, so that the file loads without this module."""
+    buffer = io.BytesIO()  # torch.save reports a full disk without its errno: write it here
+    torch.save({"meta": asdict(record), "state_dict": model.state_dict()}, buffer)
     with replacing(Path(path)) as tmp:
-        torch.save({"meta": asdict(record), "state_dict": model.state_dict()}, tmp)
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def read_saved(path: Path) -> tuple[dict[str, torch.Tensor], ModelRecord]:

@@ -357,8 +357,9 @@ def _read_checkpoint(path: Path) -> tuple[dict | None, str]:
 
 
 def resume(t: Training, checkpoint: Path | None, fingerprint: str) -> FitState:
-    """The state of the checkpoint made with the same `fingerprint` and not finished
-    (the model, optimiser, schedule, scaler and RNG loaded from it), else a fresh one.
+    """The state of the checkpoint made with the same `fingerprint` (the model, optimiser,
+    schedule, scaler and RNG loaded from it; a finished one is not trained again), else a
+    fresh one.
     A checkpoint that cannot be read (a file cut short, a corrupt one) is named and left
     in place; the one of the epoch before (`previous_checkpoint`) is tried next."""
     if checkpoint is None:
@@ -370,10 +371,10 @@ def resume(t: Training, checkpoint: Path | None, fingerprint: str) -> FitState:
         if saved is None:
             _say(f"{t.label}: {path} is {why}; not resumed from it")
             continue
-        if saved["fingerprint"] != fingerprint or saved["state"]["finished"]:
+        if saved["fingerprint"] != fingerprint:
             _say(
-                f"{t.label}: starting afresh from epoch 1 ({path} is finished or was made "
-                "with other parameters, data or code)"
+                f"{t.label}: starting afresh from epoch 1 ({path} was made with other "
+                "parameters, data or code)"
             )
             return FitState()
         break
@@ -390,7 +391,13 @@ def resume(t: Training, checkpoint: Path | None, fingerprint: str) -> FitState:
     if saved.get("cuda_rng") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(saved["cuda_rng"])
     state = FitState(**saved["state"])
-    _say(f"{t.label}: resuming from {path} after epoch {state.epoch}")
+    if state.finished:  # e.g. the model's save failed after the last epoch: not trained again
+        _say(
+            f"{t.label}: {path} holds this run finished after epoch {state.epoch}; its "
+            "weights are kept, not trained again (delete the file to train afresh)"
+        )
+    else:
+        _say(f"{t.label}: resuming from {path} after epoch {state.epoch}")
     return state
 
 
