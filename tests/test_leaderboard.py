@@ -10,7 +10,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from imagenette_repro.experiments.catalogue import apply_overrides
+from imagenette_repro.experiments.catalogue import (
+    apply_overrides,
+    assignments,
+    load_catalogue,
+    overrides,
+)
 from imagenette_repro.report import leaderboard
 
 from .conftest import ROOT
@@ -26,6 +31,7 @@ def write_run(
     accuracy: float,
     *sets: str,
     earlier: bool = True,
+    cpu: str = "AMD EPYC (family 26, model 2)",
 ):
     """A run's record as scripts/recorded_exp_run.sh leaves it: run.json, machine.json,
     exp_show.json, dvclive's curve. exp_show.json: `earlier`, `dvc exp show --json --rev`
@@ -71,7 +77,7 @@ def write_run(
             "experiments": [{"revs": [own], "executor": None, "name": name}],
         }
     (run / "exp_show.json").write_text(json.dumps(shown))
-    (run / "machine.json").write_text(json.dumps({"cpu": "AMD EPYC (family 26, model 2)"}))
+    (run / "machine.json").write_text(json.dumps({"cpu": cpu}))
     record = {"experiment": name, "commit": "d" * 40, "wall_seconds": 600 * epochs // 5}
     (run / "run.json").write_text(json.dumps(record))
 
@@ -120,7 +126,12 @@ def test_the_seeds_are_summarised_and_each_variant_set_against_its_seed(tmp_path
     assert change.startswith("| label_smoothing 0.1 -> 0.0 | 5 | 43 | 87.00% | 88.00% | +1.00 pp")
     assert not any(line.startswith("| this recipe") and "| 10 |" in line for line in rows.values())
     runs = (tmp_path / "runs.csv").read_text().splitlines()
-    assert len(runs) == 8 and runs[0].startswith("experiment,recipe,model")
+    # Runs of one recipe: runs.csv's columns as they have always been.
+    assert len(runs) == 8 and runs[0] == (
+        "experiment,recipe,model,crop_area_min,learn_rate,optimizer,schedule,weight_decay,"
+        "label_smoothing,input_side,epochs,seed,val_folder_accuracy,imagenet_val_accuracy,"
+        "precision,wall_minutes,train_minutes,commit,as_committed"
+    )
     # 9,408 images an epoch (147 batches of 64) at 98 img/s: 1.6 min an epoch.
     assert leaderboard.collect(tmp_path)["train_minutes"].iloc[0] == pytest.approx(8.0)
 
@@ -140,3 +151,101 @@ def test_records_of_both_shapes_give_the_experiment_not_the_baseline(tmp_path):
     pd.testing.assert_frame_equal(read["earlier"], read["new"])
     assert list(read["new"]["epochs"]) == [5, 5]  # not the baseline's 3
     assert list(read["new"]["val_folder_accuracy"]) == [0.86, 0.87]
+
+
+STEPS = [name for name in load_catalogue() if name.startswith("ablate-")]
+
+
+def step_sets(profile: str, *more: str) -> list[str]:
+    """The -S overrides scripts/run_recipe_cpu.sh gives a run of the profile."""
+    return [*assignments(overrides([profile])), *more]
+
+
+def test_the_ablation_path_in_the_catalogues_order_paired_by_seed(tmp_path):
+    assert len(STEPS) >= 5  # the path below: its first, third and last step run
+    first, _, third, *_, last = STEPS
+    for seed, accuracy in ((42, 0.76), (43, 0.77), (44, 0.75)):  # sd 1.00 pp
+        write_run(tmp_path, f"imagenette_128-05ep-seed{seed}", seed, 5, accuracy)
+    write_run(tmp_path, f"{first}-05ep-seed42", 42, 5, 0.785, *step_sets(first))
+    write_run(tmp_path, f"{third}-05ep-seed42", 42, 5, 0.80, *step_sets(third))
+    write_run(tmp_path, f"{third}-05ep-seed43", 43, 5, 0.79, *step_sets(third), cpu="Intel Xeon")
+    write_run(tmp_path, f"{last}-05ep-seed45", 45, 5, 0.81, *step_sets(last))
+    # Named like a step, trained with another learning rate: not the step, nor a variant
+    # of imagenette_128.
+    write_run(
+        tmp_path,
+        f"{third}-05ep-seed44",
+        44,
+        5,
+        0.50,
+        *step_sets(third, "recipes.fastai_5ep.learn_rate=0.004"),
+    )
+    assert leaderboard.main(["--runs", str(tmp_path)]) == 0
+    text = (tmp_path / "beyond_the_report.md").read_text()
+    section = text[text.index("## The ablation path") :]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]
+    assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == [
+        "recipe-128px",
+        *STEPS,
+    ]
+    by_step = dict(zip(["recipe-128px", *STEPS], rows, strict=True))
+    assert "| 42, 43, 44 | 76.00% +- 1.00 pp |" in by_step["recipe-128px"]
+    # The first step against the recipe's seed 42 alone: +2.50 pp, twice the sd is 2.00.
+    assert (
+        "| 42 | 78.50% | +2.50 pp (paired: seed 42) | beyond the spread (>= 2.00 pp) |"
+        in (by_step[first])
+    )
+    assert "| not run |" in by_step[STEPS[1]]
+    assert "| optimizer adamw -> ranger;" in by_step[first]
+    # Over the first step (the second has no run), paired on the seed both have.
+    assert (
+        f"| 42, 43 | 79.50% +- 0.71 pp | +1.50 pp over {first} (paired: seed 42) "
+        "| inside the spread (< 2.00 pp) |"
+    ) in by_step[third]
+    assert "Intel Xeon" in by_step[third]
+    # No seed in common with the last step run before it: the difference of the means,
+    # unpaired; one run against two is held to 2 sd sqrt((1 + 1/2) / 2) = 1.73 pp.
+    assert (
+        f"| 45 | 81.00% | +1.50 pp over {third} (unpaired) | inside the spread (< 1.73 pp) |"
+    ) in by_step[last]
+    assert "sample sd of 1.00 pp (3 seeds)" in section
+    assert "smaller than about twice that (2.00 pp) is inside the spread" in section
+    assert "These runs come from 2 CPUs" in section
+    # fastai_5ep's runs are not variants of imagenette_128.
+    assert "## Measured comparisons" not in text
+    assert "RRC" not in text.split(f"| {third}-05ep-seed42 |")[1].splitlines()[0]
+    path = pd.read_csv(tmp_path / "ablation.csv", dtype={"paired_seeds": str})
+    assert list(path["step"]) == ["recipe-128px", *STEPS]
+    third_line = path[path["step"] == third].iloc[0]
+    assert third_line["gain_pp"] == pytest.approx(1.5)
+    assert (third_line["gain_over"], third_line["paired_seeds"]) == (first, "42")
+    assert third_line["train_minutes"] == pytest.approx((9469 - 9469 % 32) / 98 / 60 * 5, rel=1e-3)
+    assert third_line["train_images_per_s"] == pytest.approx(98.0)
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert {"step", "betas", "input_scaling", "batch_size", "augmentation"} <= set(runs.columns)
+    assert runs.set_index("experiment")["step"].get(f"{third}-05ep-seed44") != third
+    assert (tmp_path / "accuracy_vs_minutes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_steps_with_no_run_yet_are_listed_and_the_order_is_the_catalogues(tmp_path):
+    for seed, accuracy in ((42, 0.76), (43, 0.77)):
+        write_run(tmp_path, f"imagenette_128-05ep-seed{seed}", seed, 5, accuracy)
+    assert leaderboard.main(["--runs", str(tmp_path)]) == 0
+    section = (tmp_path / "beyond_the_report.md").read_text().split("## The ablation path")[1]
+    for step in STEPS:
+        assert f"| {step} |" in section and section.count("| not run |") == len(STEPS)
+    # Another catalogue, its steps in another order: the path follows it.
+    text = (ROOT / "experiments.yaml").read_text()
+    catalogue = tmp_path / "experiments.yaml"
+    blocks = text.split("\n\n")
+    path = next(i for i, b in enumerate(blocks) if f"\n{STEPS[0]}:" in f"\n{b}")
+    lines = blocks[path].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(STEPS[0]))
+    head, profiles = lines[:start], lines[start:]
+    starts = [i for i, line in enumerate(profiles) if line and not line.startswith(" ")]
+    chunks = [profiles[a:b] for a, b in zip(starts, [*starts[1:], len(profiles)], strict=True)]
+    blocks[path] = "\n".join(head + [line for chunk in reversed(chunks) for line in chunk])
+    catalogue.write_text("\n\n".join(blocks))
+    steps = leaderboard.ablation_steps(catalogue_path=catalogue)
+    assert [step.profile for step in steps[1:]] == STEPS[::-1]
+    assert steps[-1].adds == leaderboard._comments(ROOT / "experiments.yaml")[STEPS[0]]
