@@ -4,8 +4,9 @@
 # report's budget, each row then stopped by its own patience), GoogLeNet from random init
 # for 1 epoch (no ImageNet weights offline), Glorot init (R2018b's N(0, 0.01) hardly learns
 # at 32 px). This is a scaled-down run, not the report's settings; the comparison labels
-# every row so. Rows already finished with the same params are not run again, so the same
-# command after an interruption goes on with the rows left.
+# every row so. The rows run one after another in this working tree (not in DVC's queue):
+# rows already finished with the same params are not run again, and the row an
+# interruption cut short resumes from its last finished epoch, so the same command goes on.
 #   [SIDE=64] [EPOCHS=30] [SEED=42] bash scripts/run_table_cpu.sh [ARCHIVE] [MD5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,7 @@ mapfile -t common < <(python -m imagenette_repro.experiments cpu-32px --absolute
   ${1:+--archive "$1"} ${2:+--md5 "$2"})
 ((${#common[@]})) || exit 2 # the catalogue said why
 start=$SECONDS
-python -m imagenette_repro.experiments.queue_rows queue --run -j 1 "${common[@]}" \
+python -m imagenette_repro.experiments.queue_rows queue --in-workspace "${common[@]}" \
   --name-suffix "${side}px-${epochs}ep-seed$seed"
 out="results/cpu-${side}px-${epochs}ep"
 mkdir -p "$out"

@@ -57,3 +57,36 @@ def test_queue_two_rows_run_them_and_compare(project, sample_url):
             recorded[rev["name"]] = evaluation["custom"]["val_folder"]["accuracy"]
     for _, line in table.iterrows():
         assert line["val_folder_accuracy"] == pytest.approx(recorded[line["experiment"]])
+
+
+def test_rows_in_the_workspace_one_after_another(project, sample_url):
+    """--in-workspace: each row a `dvc exp run` in the working tree (no queue), recorded
+    by name; the same command again skips the finished rows, whatever params.yaml the
+    last run left behind."""
+    repo, env = project
+    use_tiny_settings(repo, sample_url)
+    run(["git", "commit", "-qam", "tiny settings"], repo, env)
+    command = [
+        sys.executable,
+        "-m",
+        "imagenette_repro.experiments.queue_rows",
+        "queue",
+        *ROWS,
+        "-S",
+        "train.max_epochs=1",
+        "--name-suffix",
+        "here",
+        "--in-workspace",
+    ]
+    output = run(command, repo, env)
+    assert "--queue" not in output
+    assert output.count("dvc exp run -n network_") == 2
+    names = json.loads(run(["dvc", "exp", "show", "--json"], repo, env, stdout_only=True))
+    recorded = {
+        experiment["name"] for commit in names for experiment in commit.get("experiments") or []
+    }
+    assert recorded == {f"{row}-here" for row in ROWS}
+
+    again = run(command, repo, env)  # params.yaml is the last row's now
+    assert "dvc exp run" not in again
+    assert all(f"skip {row}-here: an experiment with these params exists" in again for row in ROWS)

@@ -1,7 +1,8 @@
 """Queue the report's table rows as named DVC experiments and run them with DVC's queue.
 
     python -m imagenette_repro.experiments.queue_rows queue [ROW ...] [--seeds 1 2 3]
-        [-S key=value ...] [--name-suffix TEXT] [--target STAGE] [--run] [-j N] [--dry-run]
+        [-S key=value ...] [--name-suffix TEXT] [--target STAGE] [--run] [-j N]
+        [--in-workspace] [--dry-run]
 
 Each row becomes `dvc exp run --queue -n <row> -S network=<row> -S optimizer=...` with the
 row's values from params.yaml (`report_rows`) and its input size from its layer list;
@@ -9,6 +10,12 @@ row's values from params.yaml (`report_rows`) and its input size from its layer 
 experiment already exists with exactly the same params.yaml is not queued again. A modern
 recipe (a key of `recipes`, e.g. modern_resnet) is queued the same way, by name, as an
 extra row: `-S network=<recipe>` at the input size of the report's best row.
+
+--in-workspace runs the rows one after another in this working tree instead (`dvc exp run
+-n <row> ...`, params.yaml restored from HEAD before each): a run cut short leaves its
+checkpoint in data/checkpoints, so the same command afterwards skips the finished rows and
+resumes the row it was in from its last finished epoch. A queued run starts afresh in a
+new copy; this is for rows of hours on one machine.
 """
 
 from __future__ import annotations
@@ -158,9 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     queue.add_argument("--run", action="store_true", help="then run the queue and wait")
     queue.add_argument("-j", "--jobs", type=int, default=1, help="parallel DVC workers")
+    queue.add_argument(
+        "--in-workspace",
+        action="store_true",
+        help="run the rows one by one in this working tree (resumable), not in DVC's queue",
+    )
     queue.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
 
+    if args.in_workspace and not args.dry_run:
+        # The rows' overrides apply to the commit's params, not to a previous run's.
+        subprocess.run(["git", "checkout", "-q", "HEAD", "--", "params.yaml"], check=True)
     try:
         params = load_params()
         rows = args.rows or list(params.report_rows)
@@ -178,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     known = [] if args.dry_run else existing_experiments()
-    failed, queued = [], []
+    failed, queued, in_workspace = [], [], []
     for row, seed, command in planned:
         # A duplicate: an experiment whose whole params.yaml equals this one's would-be.
         sets = row_overrides(params, row, args.extra, seed)
@@ -187,9 +202,14 @@ def main(argv: list[str] | None = None) -> int:
             name = experiment_name(row, seed, args.name_suffix)
             print(f"skip {name}: an experiment with these params exists")
             continue
-        print(" ".join(command), flush=True)
         name = experiment_name(row, seed, args.name_suffix)
+        if args.in_workspace:
+            command = [part for part in command if part != "--queue"]
+        print(" ".join(command), flush=True)
         if args.dry_run:
+            continue
+        if args.in_workspace:
+            in_workspace.append((name, command))
             continue
         if subprocess.run(command).returncode != 0:
             failed.append(name)
@@ -202,6 +222,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    if args.in_workspace and not args.dry_run:
+        for name, command in in_workspace:
+            subprocess.run(["git", "checkout", "-q", "HEAD", "--", "params.yaml"], check=True)
+            if subprocess.run(command).returncode != 0:
+                print(f"error: {name} failed (see above); the same command resumes it")
+                return 1
+        return 0
     if args.run and not args.dry_run:
         subprocess.run(["dvc", "queue", "start", "-j", str(args.jobs)], check=True)
         states = wait_for_queue(set(queued))
