@@ -59,12 +59,20 @@ def main() -> None:
     for name, path in (("custom", paths.custom), ("googlenet", paths.googlenet)):
         model, record = load_model(path)
         summary, classes, pairs = evaluate_model(
-            model, store, index, device, runtime, label=f"evaluate {name}"
+            model,
+            store,
+            index,
+            device,
+            runtime,
+            label=f"evaluate {name}",
+            side=record.input_size,
+            crop=record.val_crop,
         )
         for set_name in CONFUSION_SETS:
             write_json(paths.metrics / "confusion" / f"{name}_{set_name}.json", pairs[set_name])
         info = {
             "input_size": record.input_size,
+            "val_crop": record.val_crop,
             "kept_weights": record.kept_weights,
             "kept_epoch": record.kept_epoch,
             "epochs_run": record.epochs_run,

@@ -159,21 +159,27 @@ def test_every_profile_validates_and_the_ablations_add_one_ingredient_each(param
         profile_params(repo_params, name)  # a ParamsError fails the test
     base = profile_params(repo_params, "recipe-128px").recipe
     path = ["ablate-optimiser", "ablate-augmentation", "ablate-batch", "ablate-input-scaling"]
-    path.append("ablate-network")
+    path += ["ablate-store", "ablate-val-crop", "ablate-network"]
     ingredients = [
         {"optimizer", "learn_rate", "weight_decay", "schedule", "warmup_epochs"}
         | {"betas", "eps", "model_args"},  # model_args: timm's defaults, written out
         {"augmentation", "crop_area_min"},
         {"batch_size"},
         {"input_scaling"},
+        {"train_size"},
+        {"val_crop"},
         {"model", "model_args"},
     ]
-    before = dict(base)
+    before, store = dict(base), 128
     for name, expected in zip(path, ingredients, strict=True):
-        recipe = dict(profile_params(repo_params, name).recipe)
+        checked = profile_params(repo_params, name)
+        recipe = dict(checked.recipe)
         changed = {key for key in recipe if recipe[key] != before.get(key)}
         assert changed == expected, name
-        before = recipe
+        # The store grows with the network's side kept: only the store step changes it.
+        assert (checked.data.input_size != store) == (name == "ablate-store"), name
+        assert (checked.recipe.train_size or checked.data.input_size) == 128, name
+        before, store = recipe, checked.data.input_size
     written = validate(fastai(params)).recipe
     assert dict(profile_params(repo_params, "ablate-input-scaling").recipe) == dict(written)
     assert before["model_args"] == {"act_layer": "mish", "aa_layer": "blurpool"}

@@ -178,6 +178,10 @@ class Recipe(_Section):
     eps: Positive | None = None  # adamw, ranger; null: train.adam_epsilon
     input_scaling: Literal["imagenet", "none"] = "imagenet"
     model_args: dict[str, Any] = Field(default_factory=dict)  # to timm.create_model
+    # The network's input side, at most data.input_size (null: data.input_size): from a
+    # larger store, crops and resizes keep more detail.
+    train_size: PositiveInt | None = None
+    val_crop: CropArea = 1.0  # validation: the centre share of the side, resized to train_size
 
     @model_serializer(mode="wrap")
     def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -370,6 +374,13 @@ def _check_recipes(params: Params) -> None:
             )
     if params.is_recipe and params.recipe.model_args:
         _check_model_args(f"recipes.{params.network}", params.recipe)
+    if params.is_recipe and (params.recipe.train_size or 0) > params.data.input_size:
+        raise ParamsError(
+            f"params.yaml: 'recipes.{params.network}.train_size' is "
+            f"{params.recipe.train_size}, larger than the stored images' side "
+            f"'data.input_size' {params.data.input_size}; expected at most that (a network "
+            "input is never upsampled from the store)"
+        )
 
 
 def timm_model_args(model_args: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The prepared images as tensors, for training and evaluation: the array store loaded
 (written by data.write_array_store), batches, MATLAB's augmentation, random-resized
-crops and flips alone, network input."""
+crops and flips alone, network input (the stored image, or its centre, at the network's
+side)."""
 
 from __future__ import annotations
 
@@ -114,6 +115,23 @@ def to_input(
     return x if channels_last else x.contiguous()
 
 
+def centre_view(x: torch.Tensor, side: int | None = None, crop: float = 1.0) -> torch.Tensor:
+    """The centre square of each image covering `crop` of its side (1: the whole image),
+    resized to side x side (antialiased bilinear; None: kept at its size), in x's memory
+    layout. What a network sees at validation, and in training without augmentation."""
+    size = x.shape[-1]
+    if crop < 1:
+        kept = max(1, round(size * crop))
+        start = (size - kept) // 2
+        x = x[..., start : start + kept, start : start + kept]
+    side = side or size
+    if x.shape[-1] == side and x.shape[-2] == side:
+        return x
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    x = F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
 def augment(
     x: torch.Tensor,
     generator: torch.Generator,
@@ -121,12 +139,14 @@ def augment(
     translation: float,
     reflection: bool,
     rows: slice = slice(None),
+    side: int | None = None,
 ) -> torch.Tensor:
     """MATLAB imageDataAugmenter on a whole batch as one affine warp: independent random
     x/y scale in `scale`, x/y shift in [-translation, translation] pixels, optional
     horizontal reflection; outside pixels are 0. The random draws use `generator` (CPU),
     so a seed fixes them on any device. Only the images `rows` of the batch are warped
-    and returned (a process's share under DDP), with the draws of the whole batch."""
+    and returned (a process's share under DDP), with the draws of the whole batch; at
+    side x side (None: the batch's own side)."""
     n, _, height, width = x.shape
     draws = torch.rand(n, 5, generator=generator)
     sx = scale[0] + (scale[1] - scale[0]) * draws[:, 0]
@@ -140,7 +160,7 @@ def augment(
     theta[:, 0, 2] = -tx / sx
     theta[:, 1, 1] = 1 / sy
     theta[:, 1, 2] = -ty / sy
-    return _warp(x, theta[rows].contiguous(), rows, padding="zeros")
+    return _warp(x, theta[rows].contiguous(), rows, padding="zeros", side=side)
 
 
 def random_flip(
@@ -159,10 +179,12 @@ def random_resized_crop(
     area_min: float,
     reflection: bool,
     rows: slice = slice(None),
+    side: int | None = None,
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
 ) -> torch.Tensor:
-    """torchvision's RandomResizedCrop on a whole batch as one affine warp, at the batch's
-    own size: each image's crop covers a fraction of its area drawn from [area_min, 1],
+    """torchvision's RandomResizedCrop on a whole batch as one affine warp, to side x side
+    (None: the batch's own side; from a larger stored image a crop keeps more of its
+    detail): each image's crop covers a fraction of its area drawn from [area_min, 1],
     with an aspect ratio drawn log-uniformly from `ratio` (a side longer than the image is
     cut to the image's: torchvision redraws instead), at a uniformly drawn place inside the
     image; optional horizontal reflection. Draws and `rows` as in augment."""
@@ -184,19 +206,22 @@ def random_resized_crop(
     theta[:, 1, 2] = cy
     # A crop reaching the image's edge samples up to half a pixel beyond the outer pixel
     # centres: "border" repeats the edge there, where "zeros" would darken it.
-    return _warp(x, theta[rows].contiguous(), rows, padding="border")
+    return _warp(x, theta[rows].contiguous(), rows, padding="border", side=side)
 
 
-def _warp(x: torch.Tensor, theta: torch.Tensor, rows: slice, padding: str) -> torch.Tensor:
+def _warp(
+    x: torch.Tensor, theta: torch.Tensor, rows: slice, padding: str, side: int | None = None
+) -> torch.Tensor:
     """The images `rows` of x warped by the affine maps theta (bilinear; `padding`: what
-    lies outside), in x's memory layout."""
+    lies outside) to side x side (None: x's own), in x's memory layout."""
     if x.device.type == "cuda":
         theta = theta.pin_memory()
     theta = theta.to(x.device, x.dtype, non_blocking=True)
     # grid_sample returns NCHW-contiguous; keep the input's memory layout.
     channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     x = x[rows]
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    shape = [*x.shape[:2], side, side] if side else list(x.shape)
+    grid = F.affine_grid(theta, shape, align_corners=False)
     warped = F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
     if channels_last:
         warped = warped.contiguous(memory_format=torch.channels_last)

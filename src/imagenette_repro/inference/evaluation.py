@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..data.batches import ImageSet, batches, place, to_input
+from ..data.batches import ImageSet, batches, centre_view, place, to_input
 from ..data.classes import ENGLISH
 from ..progress import Progress
 from ..runtime import Runtime
@@ -23,8 +23,11 @@ def predict(
     batch_size: int = 256,
     runtime: Runtime | None = None,
     label: str | None = None,
+    side: int | None = None,
+    crop: float = 1.0,
 ) -> tuple[torch.Tensor, float]:
-    """Logits for every image (in order, on the CPU) and the mean cross-entropy loss.
+    """Logits for every image (in order, on the CPU) and the mean cross-entropy loss; the
+    model sees each image's centre `crop` of its side at side x side (batches.centre_view).
     Results stay on the device until the end: no host sync per batch. With a `label`, a
     progress line (the images are counted as batches are queued, not as they finish)."""
     runtime = runtime or Runtime()
@@ -36,7 +39,7 @@ def predict(
         (), dtype=torch.float32 if device.type == "mps" else torch.float64, device=device
     )
     for images, labels in batches(data, batch_size, None, drop_last=False, device=device):
-        x = to_input(images, device, runtime.channels_last)
+        x = centre_view(to_input(images, device, runtime.channels_last), side, crop)
         with runtime.autocast(device):
             logits = model(x).float()
         labels = labels.to(device, non_blocking=True)
@@ -79,10 +82,12 @@ def evaluate_model(
     runtime: Runtime | None = None,
     sets: tuple[str, ...] = tuple(EVALUATION_SETS),
     label: str = "evaluate",
+    side: int | None = None,
+    crop: float = 1.0,
 ) -> tuple[dict, dict, dict]:
     """Per evaluation set (of `sets`): summary metrics, per-class accuracy, and (actual,
     predicted) class-name pairs for a confusion matrix. Each image is predicted once, the
-    sets are taken from that one pass."""
+    sets are taken from that one pass. `side`, `crop`: the validation image (predict)."""
     runtime = runtime or Runtime()
     masks = {name: EVALUATION_SETS[name](index).to_numpy() for name in sets}
     masks = {name: mask for name, mask in masks.items() if mask.any()}
@@ -93,7 +98,7 @@ def evaluate_model(
     # The whole store on the GPU when it fits: each set is then gathered there.
     data = place(data, device, runtime.data_on_device)
     subset = data.subset(needed)
-    logits, _ = predict(model, subset, device, runtime=runtime, label=label)
+    logits, _ = predict(model, subset, device, runtime=runtime, label=label, side=side, crop=crop)
     labels = subset.labels.cpu()
     losses = nn.functional.cross_entropy(logits.double(), labels, reduction="none").numpy()
     predicted_all, actual_all = logits.argmax(1).numpy(), labels.numpy()

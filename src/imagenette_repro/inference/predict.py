@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.batches import to_input
+from ..data.batches import centre_view, to_input
 from ..data.classes import CLASSES
 from ..data.dataset import DataError, decode_image
 from ..models.record import ModelRecord
@@ -96,7 +96,7 @@ def classify(
     the top classes, most probable first: {"rank", "label", "class_id", "english",
     "polish", "probability"}. Images are decoded and run `batch_size` at a time."""
     device = torch.device(device)
-    size = record.input_size
+    size = record.image_size or record.input_size  # decoded as the training images were
     names = class_names(record)
     top = min(top, len(names))
     model.eval().to(device)
@@ -114,7 +114,8 @@ def classify(
         if arrays:
             images = torch.from_numpy(np.stack(arrays))
             with torch.inference_mode():
-                probabilities = model(to_input(images, device)).float().softmax(1).cpu()
+                x = centre_view(to_input(images, device), record.input_size, record.val_crop)
+                probabilities = model(x).float().softmax(1).cpu()
             values, labels = probabilities.topk(top, dim=1)
             ok = (result for result in results if result["error"] is None)
             for result, row_values, row_labels in zip(ok, values, labels, strict=True):

@@ -25,7 +25,7 @@ class ModelRecord:
 
     kind: Kind
     network: str  # the report row, the recipe, or the pretrained network's name
-    input_size: int
+    input_size: int  # the network's input side
     classes: list[str]  # WordNet ids, in the order of the outputs
     class_names: list[str]
     normalization: str  # what the model does to its input itself
@@ -38,6 +38,10 @@ class ModelRecord:
     best_valid_accuracy_epoch: int
     precision: str = "fp32"  # of the training step's autocast
     input: str = INPUT
+    # The validation image: the centre val_crop of an image stored at image_size (None:
+    # input_size), resized to input_size (batches.centre_view).
+    image_size: int | None = None
+    val_crop: float = 1.0
     # custom: the report's layer list
     architecture: str | None = None
     layers: list[str] | None = None

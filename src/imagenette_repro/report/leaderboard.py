@@ -224,7 +224,9 @@ def collect(
                     if key not in ("model", "crop_area_min")
                 },
                 **{key: _cell(full[key]) for key in FURTHER},
-                "input_side": get_dotted(run.params, "data.input_size"),
+                # the network's side; the stored images' when larger (crops, resizes)
+                "input_side": recipe.get("train_size") or get_dotted(run.params, "data.input_size"),
+                "store_side": get_dotted(run.params, "data.input_size"),
                 "epochs": get_dotted(evaluation, "custom.epochs_run"),
                 "seed": run.params.get("seed"),
                 "val_folder_accuracy": accuracy,
@@ -251,8 +253,9 @@ def collect(
 
 def csv_columns(runs: pd.DataFrame) -> list[str]:
     """runs.csv's columns: a further recipe key only where a run sets one a recipe may leave
-    out or the runs differ in it, `step` only where a run is on the ablation path (so runs
-    of one recipe read as they always have)."""
+    out or the runs differ in it, `step` only where a run is on the ablation path, the
+    store's side only where a run's is larger than its network's (so runs of one recipe
+    read as they always have)."""
     set_keys = {key for keys in runs["set_keys"] for key in keys.split(",") if key}
     shown = [
         key for key in FURTHER if key in set_keys or runs[key].astype(str).nunique(dropna=False) > 1
@@ -260,6 +263,8 @@ def csv_columns(runs: pd.DataFrame) -> list[str]:
     hidden = {*FURTHER, "step", "set_keys", "cpu", "train_images_per_s"} - set(shown)
     if runs["step"].notna().any():
         hidden.discard("step")
+    if (runs["store_side"] == runs["input_side"]).all():
+        hidden.add("store_side")
     return [column for column in runs.columns if column not in hidden]
 
 

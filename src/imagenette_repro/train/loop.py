@@ -20,6 +20,7 @@ from ..data.batches import (
     ImageSet,
     augment,
     batches,
+    centre_view,
     place,
     random_flip,
     random_resized_crop,
@@ -52,6 +53,10 @@ class TrainConfig:
     scale: tuple[float, float] = (0.9, 1.1)
     translation: float = 30.0  # pixels at the input size
     reflection: bool = False  # random horizontal flips; without augmentation: flips alone
+    # The network's input side (None: the stored images'); from a larger store, crops and
+    # resizes are taken at full detail. Validation sees the centre val_crop of the side.
+    side: int | None = None
+    val_crop: float = 1.0
     seed: int = 0
     new_layer_lr_factor: float = 1.0
     patience_on: str = "loss"  # loss (MATLAB's ValidationPatience) | accuracy
@@ -463,14 +468,15 @@ def train_one_epoch(t: Training, train: ImageSet, epoch: int) -> dict:
         # whole batch (as one process); mixup pairs images across the whole batch, so with
         # it every rank augments the whole batch, then takes its share.
         rows = slice(None) if t.mixup is not None else world.rows
+        side = config.side
         if config.augmentation and config.crop_area_min is not None:
-            x = random_resized_crop(x, warp, config.crop_area_min, config.reflection, rows)
+            x = random_resized_crop(x, warp, config.crop_area_min, config.reflection, rows, side)
         elif config.augmentation:
-            x = augment(x, warp, config.scale, config.translation, config.reflection, rows)
+            x = augment(x, warp, config.scale, config.translation, config.reflection, rows, side)
         elif config.reflection:
-            x = random_flip(x, warp, rows)
+            x = random_flip(centre_view(x, side), warp, rows)
         else:
-            x = x[rows]
+            x = centre_view(x[rows], side)
         labels = labels[rows]
         targets, smoothing = labels, config.label_smoothing
         if t.mixup is not None:
@@ -507,8 +513,12 @@ def train_one_epoch(t: Training, train: ImageSet, epoch: int) -> dict:
 
 
 def validate(t: Training, valid: ImageSet, labels: torch.Tensor) -> dict:
-    """The validation set's loss and accuracy (counted on the host)."""
-    logits, loss = predict(t.model, valid, t.device, runtime=t.runtime)
+    """The validation set's loss and accuracy (counted on the host), on the validation
+    image (the centre val_crop at the network's side)."""
+    config = t.config
+    logits, loss = predict(
+        t.model, valid, t.device, runtime=t.runtime, side=config.side, crop=config.val_crop
+    )
     return {
         "valid/loss": loss,
         "valid/accuracy": (logits.argmax(1) == labels).float().mean().item(),

@@ -82,6 +82,8 @@ def recipe_training(params: Params, input_size: int) -> TrainConfig:
         mixup_alpha=recipe.mixup_alpha,
         cutmix_alpha=recipe.cutmix_alpha,
         no_decay_1d=True,
+        side=recipe.train_size,
+        val_crop=recipe.val_crop,
     )
 
 

@@ -81,7 +81,8 @@ def train_and_save(
     """What both train stages do: fit with dvclive curves and a checkpoint per epoch, then
     save the kept weights (config.keep) with everything needed to use them (meta plus
     common fields)."""
-    input_size = train.images.shape[1]
+    image_size = train.images.shape[1]
+    input_size = config.side or image_size
     world = distributed.launched_world()
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     # Under torchrun every process trains; only the main one writes curves and files.
@@ -95,6 +96,8 @@ def train_and_save(
             {
                 "label": label,
                 "input_size": input_size,
+                "image_size": image_size,
+                "val_crop": config.val_crop,
                 "device": str(device),
                 "precision": runtime.precision,
                 "channels_last": runtime.channels_last,
@@ -136,7 +139,12 @@ def train_and_save(
                 result,
                 config,
                 model_path,
-                {**meta, "precision": runtime.precision},
+                {
+                    **meta,
+                    "precision": runtime.precision,
+                    "image_size": image_size,
+                    "val_crop": config.val_crop,
+                },
                 input_size,
             )
     finally:  # every process leaves the group together, after the save (or its error)
