@@ -32,6 +32,7 @@ def write_run(
     *sets: str,
     earlier: bool = True,
     cpu: str = "AMD EPYC (family 26, model 2)",
+    threads: int = 2,
 ):
     """A run's record as scripts/recorded_exp_run.sh leaves it: run.json, machine.json,
     exp_show.json, dvclive's curve. exp_show.json: `earlier`, `dvc exp show --json --rev`
@@ -77,7 +78,8 @@ def write_run(
             "experiments": [{"revs": [own], "executor": None, "name": name}],
         }
     (run / "exp_show.json").write_text(json.dumps(shown))
-    (run / "machine.json").write_text(json.dumps({"cpu": cpu}))
+    machine = {"cpu": cpu, "cpu_cores": 2, "torch_threads": threads}
+    (run / "machine.json").write_text(json.dumps(machine))
     record = {"experiment": name, "commit": "d" * 40, "wall_seconds": 600 * epochs // 5}
     (run / "run.json").write_text(json.dumps(record))
 
@@ -249,3 +251,19 @@ def test_steps_with_no_run_yet_are_listed_and_the_order_is_the_catalogues(tmp_pa
     steps = leaderboard.ablation_steps(catalogue_path=catalogue)
     assert [step.profile for step in steps[1:]] == STEPS[::-1]
     assert steps[-1].adds == leaderboard._comments(ROOT / "experiments.yaml")[STEPS[0]]
+
+
+def test_a_run_on_fewer_threads_than_cores_says_so_beside_its_minutes(tmp_path):
+    first = STEPS[0]
+    for seed in (42, 43):
+        write_run(tmp_path, f"imagenette_128-05ep-seed{seed}", seed, 5, 0.76)
+    write_run(tmp_path, f"{first}-05ep-seed42", 42, 5, 0.785, *step_sets(first), threads=1)
+    assert leaderboard.main(["--runs", str(tmp_path)]) == 0
+    text = (tmp_path / "beyond_the_report.md").read_text()
+    section = text[text.index("## The ablation path") :]
+    step = next(line for line in section.splitlines() if line.startswith(f"| {first} |"))
+    assert step.endswith("| AMD EPYC (family 26, model 2), 1 of 2 threads |")
+    assert "These runs come from 1 CPU (AMD EPYC (family 26, model 2); " in section
+    assert "nor between a run on all cores and one beside another." in section
+    recipe = next(line for line in section.splitlines() if line.startswith("| recipe-128px |"))
+    assert "threads" not in recipe

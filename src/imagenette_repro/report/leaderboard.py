@@ -241,7 +241,7 @@ def collect(
                 "as_committed": recipe == committed.get(network),
                 "step": step,
                 "set_keys": ",".join(key for key in OPTIONAL if key in recipe),
-                "cpu": json.loads(machine.read_text()).get("cpu") if machine.exists() else None,
+                "cpu": machine_label(machine) if machine.exists() else None,
                 # the harmonic mean over epochs: the training images over the training time
                 "train_images_per_s": _epochs_timed(curves) / per_image if per_image else None,
             }
@@ -249,6 +249,17 @@ def collect(
     if not lines:
         raise UserError(f"{folder}: no finished recipe run (run.json and exp_show.json)")
     return pd.DataFrame(lines).sort_values(["epochs", "experiment"])
+
+
+def machine_label(path: Path) -> str:
+    """The CPU of a run's machine.json, with the threads it trained on where fewer than the
+    cores (a run beside another on the same machine: its minutes are not the machine's)."""
+    machine = json.loads(path.read_text())
+    label = machine.get("cpu", "?")
+    threads, cores = machine.get("torch_threads"), machine.get("cpu_cores")
+    if threads and cores and threads < cores:
+        label += f", {threads} of {cores} threads"
+    return label
 
 
 def csv_columns(runs: pd.DataFrame) -> list[str]:
@@ -533,10 +544,14 @@ def ablation_markdown(path: pd.DataFrame) -> list[str]:
                 " to judge a gain against."
             )
         cpus = {cpu for cpus in rows["cpu"] if cpus for cpu in cpus.split(" / ")}
-        if len(cpus) > 1:
+        chips = {cpu.split(", ")[0] for cpu in cpus}
+        shared = any("threads" in cpu for cpu in cpus)
+        if len(chips) > 1 or shared:
+            beside = ", nor between a run on all cores and one beside another" if shared else ""
             lines.append(
-                f"These runs come from {len(cpus)} CPUs ({'; '.join(sorted(cpus))}): their"
-                " minutes and images/s are not comparable across CPUs."
+                f"These runs come from {len(chips)} CPU{'s' if len(chips) > 1 else ''}"
+                f" ({'; '.join(sorted(cpus))}): their minutes and images/s are not comparable"
+                f" across CPUs{beside}."
             )
         elif cpus:
             lines.append(f"Every run here on one CPU: {cpus.pop()}.")
@@ -649,9 +664,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    machines = {
-        json.loads(path.read_text()).get("cpu", "?") for path in args.runs.glob("*/machine.json")
-    }
+    machines = {machine_label(path) for path in args.runs.glob("*/machine.json")}
     write(runs, args.out or args.runs, " / ".join(sorted(machines)), steps)
     print((args.out or args.runs) / "beyond_the_report.md")
     return 0
