@@ -6,7 +6,7 @@ with the recipe's optimiser settings and the precision `runtime.precision: auto`
         [--model-arg KEY=VALUE ...] [MODEL ...]
 
 The recipe's model_args go to timm (e.g. fastai_5ep's act_layer, aa_layer); --model-arg
-changes one of them (act_layer=mish, aa_layer=blurpool; `null` for None).
+changes or adds one, its value read as YAML (act_layer=mish, aa_layer=null, stem_width=32).
 
 A measurement, not a test: run it on a quiet machine. Prints one line per model and the
 machine; --out FILE also writes them as JSON."""
@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+import yaml
 
 from imagenette_repro.files import replacing
 from imagenette_repro.machine import machine_info
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         key, sep, value = item.partition("=")
         if not sep:
             parser.error(f"--model-arg {item!r}: expected KEY=VALUE")
-        model_args[key] = None if value == "null" else value
+        model_args[key] = yaml.safe_load(value)  # as params.yaml reads it: 32, null, mish
     config = replace(custom_training(params, args.side), batch_size=args.batch)
     device = torch.device("cpu")
     runtime = Runtime(channels_last=True, precision=auto_precision(device))
