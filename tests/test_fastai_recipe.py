@@ -159,7 +159,8 @@ def test_every_profile_validates_and_the_ablations_add_one_ingredient_each(param
         profile_params(repo_params, name)  # a ParamsError fails the test
     base = profile_params(repo_params, "recipe-128px").recipe
     path = ["ablate-optimiser", "ablate-augmentation", "ablate-batch", "ablate-input-scaling"]
-    path += ["ablate-store", "ablate-val-crop", "ablate-network"]
+    path += ["ablate-store", "ablate-val-crop", "ablate-network", "ablate-mish"]
+    path += ["ablate-blurpool"]
     ingredients = [
         {"optimizer", "learn_rate", "weight_decay", "schedule", "warmup_epochs"}
         | {"betas", "eps", "model_args"},  # model_args: timm's defaults, written out
@@ -168,7 +169,9 @@ def test_every_profile_validates_and_the_ablations_add_one_ingredient_each(param
         {"input_scaling"},
         {"train_size"},
         {"val_crop"},
-        {"model", "model_args"},
+        {"model"},
+        {"model_args"},
+        {"model_args"},
     ]
     before, store = dict(base), 128
     for name, expected in zip(path, ingredients, strict=True):
