@@ -267,3 +267,20 @@ def test_a_run_on_fewer_threads_than_cores_says_so_beside_its_minutes(tmp_path):
     assert "nor between a run on all cores and one beside another." in section
     recipe = next(line for line in section.splitlines() if line.startswith("| recipe-128px |"))
     assert "threads" not in recipe
+
+
+def test_each_step_names_the_keys_its_profile_changes_the_stores_side_included():
+    steps = {step.profile: step for step in leaderboard.ablation_steps()}
+    catalogue = load_catalogue(ROOT / "experiments.yaml")
+    # The first step switches recipe and sets some keys to the values they had; each
+    # later step sets only what it changes.
+    for name in STEPS[1:]:
+        # recipes.<network>.model_args.act_layer is the recipe's key model_args
+        set_keys = {
+            key.split(".")[2] if key.startswith("recipes.") else key
+            for key in catalogue[name]
+            if key not in ("from", "network")
+        }
+        written = {part.split(" ")[0] for part in steps[name].changed.split("; ") if part}
+        assert set_keys <= written, (name, steps[name].changed)
+    assert steps["ablate-store"].changed.startswith("data.input_size 128 -> 224; ")

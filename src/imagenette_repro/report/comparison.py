@@ -42,11 +42,11 @@ from .ranking import RankAgreement, rank_agreement, ranking_sentence
 from .study import (
     TRAIN_CURVES_OUT,
     StudyError,
-    _plain,
-    _train_minutes,
     extract_curves,
+    json_ready,
     markdown_table,
     read_curves,
+    train_minutes_of,
 )
 
 OLD_PROTOCOL = "old protocol (made before data.protocol; not comparable with the report)"
@@ -111,7 +111,7 @@ def train_minutes(record: dict, curves: pd.DataFrame | None) -> tuple[float, str
     missing."""
     evaluation = record["metrics"].get(EVALUATION, {})
     images = get_dotted(evaluation, "custom.train.images")
-    minutes = _train_minutes(curves, images)
+    minutes = train_minutes_of(curves, images)
     if not math.isnan(minutes):
         return minutes, CURVES_MINUTES
     speed = get_dotted(record["metrics"].get(TRAIN_SUMMARY) or {}, "train.images_per_s")
@@ -343,7 +343,7 @@ def ranking_markdown(results: list[tuple[str, pd.DataFrame, RankAgreement]]) -> 
 
 def ranking_record(results: list[tuple[str, pd.DataFrame, RankAgreement]]) -> dict:
     """report_ranking.json: per settings, the statistics, p-values, verdict and sentence."""
-    return _plain(
+    return json_ready(
         {
             "groups": [
                 {

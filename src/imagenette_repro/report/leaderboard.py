@@ -93,6 +93,7 @@ class Step:
     epochs: int  # the profile's train.max_epochs
     adds: str  # the profile's comment in experiments.yaml
     changed: str  # the recipe keys it changes from the step before
+    compared: dict  # the keys `changed` compares: the recipe's and the store's side
 
 
 def effective(recipe: dict) -> dict:
@@ -144,10 +145,12 @@ def ablation_steps(
         resolved = apply_overrides(params, assignments(profile_overrides(profiles, catalogue)))
         network = resolved["network"]
         recipe = effective(resolved["recipes"][network])
-        before = steps[-1].recipe if steps else {}
+        # The store's side is a data key, not a recipe key, but a step may change it.
+        compared = {"data.input_size": get_dotted(resolved, "data.input_size"), **recipe}
+        before = steps[-1].compared if steps else {}
         changed = "; ".join(
             f"{key} {_written(before[key])} -> {_written(value)}"
-            for key, value in recipe.items()
+            for key, value in compared.items()
             if before and before.get(key) != value
         )
         steps.append(
@@ -158,6 +161,7 @@ def ablation_steps(
                 epochs=get_dotted(resolved, "train.max_epochs"),
                 adds=comments.get(label, f"the recipe {network} as committed"),
                 changed=changed,
+                compared=compared,
             )
         )
     return steps

@@ -413,7 +413,7 @@ def _curve_at(curves: pd.DataFrame | None, column: str, epoch: int) -> float:
     return float(curves.at[epoch, column])
 
 
-def _train_minutes(curves: pd.DataFrame | None, train_images: int | None) -> float:
+def train_minutes_of(curves: pd.DataFrame | None, train_images: int | None) -> float:
     """Time of the training passes (not validation), estimated from each epoch's speed."""
     if curves is None or not train_images:
         return math.nan
@@ -476,7 +476,7 @@ def runs_table(
                 "stopped_early": custom.get("stopped_early"),
                 "precision": _precision(run.experiment.evaluation, "custom"),
                 "settings": settings_label(custom.get("differs_in_settings", "")),
-                "train_minutes": _train_minutes(run_curves, get_dotted(custom, "train.images")),
+                "train_minutes": train_minutes_of(run_curves, get_dotted(custom, "train.images")),
                 "curves": run_curves is not None,
             }
         )
@@ -960,12 +960,12 @@ def precision_pairs_check(path: Path) -> dict:
 # -- output -------------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     """JSON-ready: NaN as null, numpy scalars as Python numbers."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [json_ready(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
@@ -1087,7 +1087,7 @@ def write_outputs(
     }
     _write_text(
         out / "study_conclusions.json",
-        json.dumps(_plain(record), indent=2, allow_nan=False) + "\n",
+        json.dumps(json_ready(record), indent=2, allow_nan=False) + "\n",
     )
     return text
 
