@@ -93,7 +93,7 @@ class Step:
     epochs: int  # the profile's train.max_epochs
     adds: str  # the profile's comment in experiments.yaml
     changed: str  # the recipe keys it changes from the step before
-    compared: dict  # the keys `changed` compares: the recipe's and the store's side
+    store_side: int  # data.input_size: a data key, not a recipe key, but a step may change it
 
 
 def effective(recipe: dict) -> dict:
@@ -145,9 +145,9 @@ def ablation_steps(
         resolved = apply_overrides(params, assignments(profile_overrides(profiles, catalogue)))
         network = resolved["network"]
         recipe = effective(resolved["recipes"][network])
-        # The store's side is a data key, not a recipe key, but a step may change it.
-        compared = {"data.input_size": get_dotted(resolved, "data.input_size"), **recipe}
-        before = steps[-1].compared if steps else {}
+        store_side = get_dotted(resolved, "data.input_size")
+        compared = {"data.input_size": store_side, **recipe}
+        before = {"data.input_size": steps[-1].store_side, **steps[-1].recipe} if steps else {}
         changed = "; ".join(
             f"{key} {_written(before[key])} -> {_written(value)}"
             for key, value in compared.items()
@@ -161,7 +161,7 @@ def ablation_steps(
                 epochs=get_dotted(resolved, "train.max_epochs"),
                 adds=comments.get(label, f"the recipe {network} as committed"),
                 changed=changed,
-                compared=compared,
+                store_side=store_side,
             )
         )
     return steps
