@@ -7,7 +7,9 @@
 # every row so. The rows run one after another in this working tree (not in DVC's queue):
 # rows already finished with the same params are not run again, and the row an
 # interruption cut short resumes from its last finished epoch, so the same command goes on.
-#   [SIDE=64] [EPOCHS=30] [SEED=42] bash scripts/run_table_cpu.sh [ARCHIVE] [MD5]
+# ROWS (row names, space-separated) runs only those rows, e.g. the rest of a table whose
+# first rows were recorded in another working tree; its exp_show.json then holds only them.
+#   [SIDE=64] [EPOCHS=30] [SEED=42] [ROWS="..."] bash scripts/run_table_cpu.sh [ARCHIVE] [MD5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DVC_STUDIO_OFFLINE=true DVC_NO_ANALYTICS=1
@@ -22,7 +24,7 @@ mapfile -t common < <(python -m imagenette_repro.experiments cpu-32px --absolute
 ((${#common[@]})) || exit 2 # the catalogue said why
 start=$SECONDS
 python -m imagenette_repro.experiments.queue_rows queue --in-workspace "${common[@]}" \
-  --name-suffix "${side}px-${epochs}ep-seed$seed"
+  --name-suffix "${side}px-${epochs}ep-seed$seed" ${ROWS:-}
 out="results/cpu-${side}px-${epochs}ep"
 mkdir -p "$out"
 dvc exp show --json >"$out/exp_show.json"

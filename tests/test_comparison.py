@@ -260,3 +260,32 @@ def test_training_minutes_from_curves_else_the_summary_else_missing(params, tmp_
         assert math.isnan(table.loc[name, "train_minutes"])
         assert table.loc[name, "train_minutes_source"] == NO_MINUTES
     assert "metrics/train_custom/plots/metrics/train/images_per_s.tsv" in NO_MINUTES
+
+
+def test_a_table_recorded_in_two_working_trees_reads_as_one(params, tmp_path, monkeypatch):
+    runs = fifteen_rows(params, list(range(15)))
+    first, rest = tmp_path / "first.json", tmp_path / "rest.json"
+    first.write_text(json.dumps(shown(*runs[:4])))
+    rest.write_text(json.dumps(shown(*runs[4:])))
+    out = tmp_path / "out"
+    monkeypatch.chdir(ROOT)
+    argv = ["--input", str(first), "--input", str(rest), "--out", str(out), "--no-curves"]
+    assert main(argv) == 0
+    [group] = json.loads((out / "report_ranking.json").read_text())["groups"]
+    assert group["n"] == 15 and group["verdict"] == SUPPORTED
+    assert len(pd.read_csv(out / "report_comparison.csv")) == 15
+
+
+def test_a_row_recorded_in_both_files_is_refused(params, tmp_path, monkeypatch, capsys):
+    runs = fifteen_rows(params, list(range(15)))
+    first, rest = tmp_path / "first.json", tmp_path / "rest.json"
+    first.write_text(json.dumps(shown(*runs[:5])))
+    rest.write_text(json.dumps(shown(*runs[4:])))
+    monkeypatch.chdir(ROOT)
+    argv = ["--input", str(first), "--input", str(rest), "--out", str(tmp_path / "out")]
+    assert main([*argv, "--no-curves"]) == 2
+    error = capsys.readouterr().err
+    fifth = sorted(params["report_rows"], key=lambda r: -params["report_rows"][r]["accuracy"])[4]
+    assert f"experiment '{fifth}-64px' is in both" in error
+    assert str(first) in error and str(rest) in error
+    assert not (tmp_path / "out").exists()

@@ -74,6 +74,27 @@ def experiments_from_dvc(shown: list[dict]) -> list[dict]:
     return records
 
 
+def experiments_from_files(paths: list[Path]) -> list[dict]:
+    """The finished experiments of several saved `dvc exp show --json` files, in order; an
+    experiment name in two of them is an error (the same row recorded twice)."""
+    records: list[dict] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        try:
+            shown = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: cannot read a `dvc exp show --json` ({err})") from err
+        for record in experiments_from_dvc(shown):
+            if record["name"] in seen:
+                raise ValueError(
+                    f"experiment {record['name']!r} is in both {seen[record['name']]} and "
+                    f"{path}; expected each experiment in one file"
+                )
+            seen[record["name"]] = path
+            records.append(record)
+    return records
+
+
 def _curves_of_run(path: Path, epochs: int | None) -> pd.DataFrame | None:
     """curves/<name>.tsv when it holds the run's epochs (else another run of that name's)."""
     try:
@@ -468,7 +489,13 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", type=Path, default=Path("metrics"))
-    parser.add_argument("--input", type=Path, help="a saved `dvc exp show --json`")
+    parser.add_argument(
+        "--input",
+        type=Path,
+        action="append",
+        help="a saved `dvc exp show --json`; repeated, the experiments of all of them (rows "
+        "of one table recorded in several working trees)",
+    )
     curves = parser.add_mutually_exclusive_group()
     curves.add_argument(
         "--curves-from-cache",
@@ -490,14 +517,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.input:
-        shown = json.loads(args.input.read_text())
+        try:
+            records = experiments_from_files(args.input)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     else:
         shown = json.loads(
             subprocess.run(
                 ["dvc", "exp", "show", "--json"], capture_output=True, text=True, check=True
             ).stdout
         )
-    records = experiments_from_dvc(shown)
+        records = experiments_from_dvc(shown)
     repo_dir = None if args.no_curves else args.curves_from_cache
     table = comparison_table(records, report, run_curves(records, args.out / "curves", repo_dir))
     if table.empty:
