@@ -7,6 +7,7 @@ from imagenette_repro.models.networks import build_custom_network
 from imagenette_repro.train.loop import (
     EarlyStopping,
     TrainConfig,
+    TrainingDiverged,
     fit,
     make_optimizer,
     parameter_groups,
@@ -293,3 +294,35 @@ def test_checkpoint_code_fingerprint_covers_only_the_code_the_training_runs(tmp_
     assert fingerprint() == first
     edit("data/batches.py")  # run by training
     assert fingerprint() != first
+
+
+class BreaksAfter(nn.Module):
+    """A linear model whose outputs turn to NaN after `steps` training steps."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.linear, self.steps, self.calls = linear_model(), steps, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += self.training
+        out = self.linear(x)
+        return out * float("nan") if self.calls > self.steps else out
+
+
+def test_a_diverged_run_stops_with_its_epoch_and_keeps_the_last_good_checkpoint(tmp_path):
+    checkpoint = tmp_path / "ckpt.pt"
+    train, valid = tiny_set(40, 0), tiny_set(20, 1)  # 4 steps an epoch at batch 10
+    with pytest.raises(TrainingDiverged) as raised:
+        fit(
+            BreaksAfter(steps=4),
+            train,
+            valid,
+            config(max_epochs=5),
+            torch.device("cpu"),
+            checkpoint=checkpoint,
+            fingerprint="f",
+        )
+    message = str(raised.value)
+    assert "training loss of epoch 2 is nan" in message and "learning rate 0.1" in message
+    assert "the checkpoint after epoch 1 is kept" in message
+    assert torch.load(checkpoint, weights_only=False)["state"]["epoch"] == 1

@@ -28,6 +28,7 @@ from ..data.batches import (
 )
 from ..data.classes import NUM_CLASSES
 from ..distributed import World
+from ..errors import UserError
 from ..files import WriteError, replacing
 from ..inference.evaluation import predict
 from ..params import ParamsError
@@ -69,6 +70,10 @@ class TrainConfig:
     mixup_alpha: float = 0.0  # timm's batch Mixup / CutMix (0: off)
     cutmix_alpha: float = 0.0
     no_decay_1d: bool = False  # no weight decay on any bias or norm parameter (timm's rule)
+
+
+class TrainingDiverged(UserError, RuntimeError):
+    """The training loss stopped being a number: the run diverged."""
 
 
 @dataclass
@@ -649,6 +654,13 @@ def fit(
     while not state.finished and state.epoch < config.max_epochs:
         epoch = state.epoch + 1
         trained = train_one_epoch(t, train, epoch)
+        if not math.isfinite(trained["train/loss"]):  # before the checkpoint is replaced
+            kept = f"; the checkpoint after epoch {epoch - 1} is kept" if epoch > 1 else ""
+            raise TrainingDiverged(
+                f"{t.label}: the training loss of epoch {epoch} is {trained['train/loss']}: the "
+                f"run diverged (learning rate {trained['learn_rate']:g}; lower it, or use "
+                f"precision fp32){kept}"
+            )
         validated = validate(t, valid, valid_labels)
         record = {
             "epoch": epoch,
