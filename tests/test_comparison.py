@@ -3,6 +3,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -262,11 +263,17 @@ def test_training_minutes_from_curves_else_the_summary_else_missing(params, tmp_
     assert "metrics/train_custom/plots/metrics/train/images_per_s.tsv" in NO_MINUTES
 
 
-def test_a_table_recorded_in_two_working_trees_reads_as_one(params, tmp_path, monkeypatch):
+def split_table(params, tmp_path, first_rows: int, rest_from: int) -> tuple[Path, Path]:
+    """The 15 rows (the report's order) saved as two `dvc exp show --json` files."""
     runs = fifteen_rows(params, list(range(15)))
     first, rest = tmp_path / "first.json", tmp_path / "rest.json"
-    first.write_text(json.dumps(shown(*runs[:4])))
-    rest.write_text(json.dumps(shown(*runs[4:])))
+    first.write_text(json.dumps(shown(*runs[:first_rows])))
+    rest.write_text(json.dumps(shown(*runs[rest_from:])))
+    return first, rest
+
+
+def test_a_table_recorded_in_two_working_trees_reads_as_one(params, tmp_path, monkeypatch):
+    first, rest = split_table(params, tmp_path, 4, 4)
     out = tmp_path / "out"
     monkeypatch.chdir(ROOT)
     argv = ["--input", str(first), "--input", str(rest), "--out", str(out), "--no-curves"]
@@ -277,10 +284,7 @@ def test_a_table_recorded_in_two_working_trees_reads_as_one(params, tmp_path, mo
 
 
 def test_a_row_recorded_in_both_files_is_refused(params, tmp_path, monkeypatch, capsys):
-    runs = fifteen_rows(params, list(range(15)))
-    first, rest = tmp_path / "first.json", tmp_path / "rest.json"
-    first.write_text(json.dumps(shown(*runs[:5])))
-    rest.write_text(json.dumps(shown(*runs[4:])))
+    first, rest = split_table(params, tmp_path, 5, 4)  # the fifth row in both
     monkeypatch.chdir(ROOT)
     argv = ["--input", str(first), "--input", str(rest), "--out", str(tmp_path / "out")]
     assert main([*argv, "--no-curves"]) == 2

@@ -185,8 +185,7 @@ def test_train_custom_records_the_view_and_predict_uses_it(tmp_path, params):
     assert expected.isfinite().all(), metrics
     results = list(classify(model, record, files, top=1))
     # topk, as predict ranks: it breaks ties as argmax need not.
-    assert [r["predictions"][0]["label"] for r in results] == expected.topk(1).indices[
-        :, 0
-    ].tolist()
+    top_labels = expected.topk(1).indices[:, 0].tolist()
+    assert [r["predictions"][0]["label"] for r in results] == top_labels
     probabilities = [r["predictions"][0]["probability"] for r in results]
     assert probabilities == pytest.approx(expected.softmax(1).max(1).values.tolist(), abs=1e-6)
