@@ -4,6 +4,8 @@ from torch import nn
 
 from imagenette_repro.data.batches import ImageSet
 from imagenette_repro.models.networks import build_custom_network
+from imagenette_repro.params import validate
+from imagenette_repro.runtime import Runtime
 from imagenette_repro.train.loop import (
     EarlyStopping,
     TrainConfig,
@@ -12,6 +14,7 @@ from imagenette_repro.train.loop import (
     make_optimizer,
     parameter_groups,
 )
+from imagenette_repro.train.settings import custom_training, finetune_training
 
 
 def tiny_set(n: int, seed: int, size: int = 8) -> ImageSet:
@@ -309,7 +312,21 @@ class BreaksAfter(nn.Module):
         return out * float("nan") if self.calls > self.steps else out
 
 
-def test_a_diverged_run_stops_with_its_epoch_and_keeps_the_last_good_checkpoint(tmp_path):
+@pytest.mark.parametrize(
+    ("precision", "learn_rate_param", "advice"),
+    [
+        ("fp32", "learn_rate", "(lower learn_rate in params.yaml)"),
+        (
+            "bf16",
+            "googlenet.learn_rate",
+            "(lower googlenet.learn_rate in params.yaml, or set runtime.precision: fp32 "
+            "(this run: bf16))",
+        ),
+    ],
+)
+def test_a_diverged_run_stops_with_its_epoch_and_keeps_the_last_good_checkpoint(
+    tmp_path, precision, learn_rate_param, advice
+):
     checkpoint = tmp_path / "ckpt.pt"
     train, valid = tiny_set(40, 0), tiny_set(20, 1)  # 4 steps an epoch at batch 10
     with pytest.raises(TrainingDiverged) as raised:
@@ -317,13 +334,22 @@ def test_a_diverged_run_stops_with_its_epoch_and_keeps_the_last_good_checkpoint(
             BreaksAfter(steps=4),
             train,
             valid,
-            config(max_epochs=5),
+            config(max_epochs=5, learn_rate_param=learn_rate_param),
             torch.device("cpu"),
             checkpoint=checkpoint,
             fingerprint="f",
+            runtime=Runtime(precision=precision),
         )
     message = str(raised.value)
     assert "training loss of epoch 2 is nan" in message
-    assert "learning rate 0.1;" in message
+    assert f"diverged at learning rate 0.1 {advice}" in message
     assert "the checkpoint after epoch 1 is kept" in message
     assert torch.load(checkpoint, weights_only=False)["state"]["epoch"] == 1
+
+
+def test_each_training_names_the_param_that_sets_its_learning_rate(params):
+    checked = validate(params)
+    assert custom_training(checked, 32).learn_rate_param == "learn_rate"
+    assert finetune_training(checked, 32).learn_rate_param == "googlenet.learn_rate"
+    recipe = custom_training(validate({**params, "network": "modern_resnet"}), 32)
+    assert recipe.learn_rate_param == "recipes.modern_resnet.learn_rate"

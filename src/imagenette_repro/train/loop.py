@@ -70,6 +70,7 @@ class TrainConfig:
     mixup_alpha: float = 0.0  # timm's batch Mixup / CutMix (0: off)
     cutmix_alpha: float = 0.0
     no_decay_1d: bool = False  # no weight decay on any bias or norm parameter (timm's rule)
+    learn_rate_param: str = "learn_rate"  # where params.yaml sets learn_rate (for messages)
 
 
 class TrainingDiverged(UserError, RuntimeError):
@@ -656,10 +657,12 @@ def fit(
         trained = train_one_epoch(t, train, epoch)
         if not math.isfinite(trained["train/loss"]):  # before the checkpoint is replaced
             kept = f"; the checkpoint after epoch {epoch - 1} is kept" if epoch > 1 else ""
+            advice = f"lower {config.learn_rate_param} in params.yaml"
+            if runtime.precision != "fp32":
+                advice += f", or set runtime.precision: fp32 (this run: {runtime.precision})"
             raise TrainingDiverged(
                 f"{t.label}: the training loss of epoch {epoch} is {trained['train/loss']}: the "
-                f"run diverged (learning rate {trained['learn_rate']:g}; lower it, or use "
-                f"precision fp32){kept}"
+                f"run diverged at learning rate {trained['learn_rate']:g} ({advice}){kept}"
             )
         validated = validate(t, valid, valid_labels)
         record = {
