@@ -9,7 +9,10 @@
 # interruption cut short resumes from its last finished epoch, so the same command goes on.
 # ROWS (row names, space-separated) runs only those rows, e.g. the rest of a table whose
 # first rows were recorded in another working tree; its exp_show.json then holds only them.
-#   [SIDE=64] [EPOCHS=30] [SEED=42] [ROWS="..."] bash scripts/run_table_cpu.sh [ARCHIVE] [MD5]
+# PRECISION (fp32, bf16) fixes runtime.precision instead of "auto": a row checkpointed on one
+# CPU then resumes on a CPU whose "auto" would pick the other precision.
+#   [SIDE=64] [EPOCHS=30] [SEED=42] [ROWS="..."] [PRECISION=fp32] \
+#     bash scripts/run_table_cpu.sh [ARCHIVE] [MD5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DVC_STUDIO_OFFLINE=true DVC_NO_ANALYTICS=1
@@ -20,7 +23,7 @@ seed=${SEED:-42}
 # The profile cpu-32px of experiments.yaml at SIDE; queued runs need an absolute archive path.
 mapfile -t common < <(python -m imagenette_repro.experiments cpu-32px --absolute \
   --set "data.input_size=$side" --set "train.max_epochs=$epochs" --set "seed=$seed" \
-  ${1:+--archive "$1"} ${2:+--md5 "$2"})
+  ${PRECISION:+--set "runtime.precision=$PRECISION"} ${1:+--archive "$1"} ${2:+--md5 "$2"})
 ((${#common[@]})) || exit 2 # the catalogue said why
 start=$SECONDS
 python -m imagenette_repro.experiments.queue_rows queue --in-workspace "${common[@]}" \
