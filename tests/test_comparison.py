@@ -19,6 +19,7 @@ from imagenette_repro.report.comparison import (
     experiments_from_dvc,
     main,
     run_curves,
+    summary_by_row,
 )
 from imagenette_repro.report.protocol import FULL_ARCHIVE, custom_differences
 from imagenette_repro.report.study import (
@@ -43,6 +44,7 @@ def experiment(
     googlenet=None,
     size=32,
     epochs=30,
+    precision="bf16",
 ):
     """An experiment record with the evaluation evaluate would write for it (its judgement
     of the report's settings from protocol.custom_differences)."""
@@ -90,6 +92,8 @@ def experiment(
         "differs_in_settings": ", ".join(settings),  # as evaluate writes them
         "differs_in_row": "; ".join(differs),
     }
+    if precision is not None:  # None: a record made before evaluate wrote it
+        custom["precision"] = precision
     if is_row:
         custom["report_accuracy"] = row["accuracy"]
         custom["difference_from_report"] = valid - row["accuracy"]
@@ -158,6 +162,23 @@ def test_only_a_run_at_the_report_settings_is_compared_with_the_report(params):
     assert math.isnan(table.loc["c", "difference_from_report_row"])
 
 
+def test_a_row_names_every_precision_its_seeds_trained_in(params):
+    """Rows whose runs trained in different precisions stay in one group (the settings label
+    ignores precision), so the table says which precision each row's runs used."""
+    runs = [
+        experiment("mixed-42", params, "network_84_8153", "sgdm", True, 0.60, seed=42),
+        experiment(
+            "mixed-43", params, "network_84_8153", "sgdm", True, 0.62, seed=43, precision="fp32"
+        ),
+        experiment("old", params, "network_82_828", "sgdm", True, 0.55, precision=None),
+    ]
+    table = comparison_table(experiments_from_dvc(shown(*runs)), validate(params))
+    summary = summary_by_row(table).set_index("network")
+    assert summary.loc["network_84_8153", "precision"] == "bf16, fp32"
+    assert summary.loc["network_84_8153", "runs"] == 2
+    assert summary.loc["network_82_828", "precision"] == "n/a"
+
+
 def fifteen_rows(params, order, size=64):
     """All 15 of the report's rows at `size` px, each with its own columns: row k (best in
     the report first) gets the k-th accuracy of the report's, lowered by 20 pp, reordered by
@@ -193,8 +214,11 @@ SHUFFLE = [7, 13, 2, 10, 0, 5, 14, 3, 11, 8, 1, 12, 6, 9, 4]  # Spearman's rho a
 def test_fifteen_rows_side_by_side_ranked_and_plotted(
     params, tmp_path, monkeypatch, capsys, order, verdict
 ):
+    revs = fifteen_rows(params, order)
+    fp32 = next(r for r in revs if r["name"].startswith("network_82_3185"))
+    fp32["data"]["metrics"]["metrics/evaluation.json"]["data"]["custom"]["precision"] = "fp32"
     exp_show = tmp_path / "exp_show.json"
-    exp_show.write_text(json.dumps(shown(*fifteen_rows(params, order))))
+    exp_show.write_text(json.dumps(shown(*revs)))
     out = tmp_path / "out"
     monkeypatch.chdir(ROOT)  # params.yaml: the report's table
     assert main(["--input", str(exp_show), "--out", str(out), "--no-curves"]) == 0
@@ -208,9 +232,18 @@ def test_fifteen_rows_side_by_side_ranked_and_plotted(
     assert table["train_minutes"].isna().all()
     markdown = (out / "report_comparison.md").read_text()
     header = next(line for line in markdown.splitlines() if line.startswith("| row"))
-    for column in (REPORT_LABEL, "here, val folder", "difference, pp", "epochs run", "minutes"):
+    columns = (REPORT_LABEL, "here, val folder", "difference, pp", "epochs run", "precision")
+    for column in (*columns, "minutes"):
         assert column in header
     assert sum(line.startswith("| network_") for line in markdown.splitlines()) == 15
+    cells = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
+        for line in markdown.splitlines()
+        if line.startswith("| network_")
+    }
+    at = [c.strip() for c in header.split("|")[1:-1]].index("precision")
+    assert cells["network_82_3185"][at] == "fp32"
+    assert {cells[row][at] for row in cells if row != "network_82_3185"} == {"bf16"}
     assert NO_MINUTES in markdown
 
     [group] = json.loads((out / "report_ranking.json").read_text())["groups"]

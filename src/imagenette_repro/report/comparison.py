@@ -210,6 +210,7 @@ def comparison_table(
                 if val_folder is None
                 else val_folder - row_accuracy,
                 "epochs_run": get_dotted(evaluation, "custom.epochs_run"),
+                "precision": get_dotted(evaluation, "custom.precision"),
                 "kept_epoch": get_dotted(evaluation, "custom.kept_epoch"),
                 "best_valid_accuracy_epoch": get_dotted(
                     evaluation, "custom.best_valid_accuracy_epoch"
@@ -237,6 +238,13 @@ def comparison_table(
     ).reset_index(drop=True)
 
 
+def _precisions(values: pd.Series) -> str:
+    """The precisions a row's runs trained in ("bf16", "fp32", "bf16, fp32"); "n/a" where
+    no record says (runs made before evaluation recorded it)."""
+    named = sorted({str(value) for value in values.dropna()})
+    return ", ".join(named) if named else "n/a"
+
+
 def summary_by_row(table: pd.DataFrame) -> pd.DataFrame:
     """Mean and spread over seeds, per (settings, network, row params)."""
     keys = [
@@ -255,6 +263,7 @@ def summary_by_row(table: pd.DataFrame) -> pd.DataFrame:
         val_folder_std=("val_folder_accuracy", "std"),
         held_out_mean=("held_out_accuracy", "mean"),
         epochs_run=("epochs_run", "mean"),
+        precision=("precision", _precisions),
         train_minutes=("train_minutes", "mean"),
         train_minutes_source=("train_minutes_source", lambda s: "; ".join(sorted(set(s)))),
     ).reset_index()
@@ -269,7 +278,8 @@ def summary_by_row(table: pd.DataFrame) -> pd.DataFrame:
 
 def side_by_side(summary: pd.DataFrame) -> pd.DataFrame:
     """report_comparison.md's table: per row and settings, the report's accuracy beside
-    this project's (%), the difference (pp), epochs run and training minutes."""
+    this project's (%), the difference (pp), epochs run, the precision the runs trained in
+    and training minutes."""
     return pd.DataFrame(
         {
             "row": summary["network"],
@@ -281,6 +291,7 @@ def side_by_side(summary: pd.DataFrame) -> pd.DataFrame:
             "seeds": summary["runs"],
             "difference, pp": 100 * summary["difference_from_report_row"],
             "epochs run": summary["epochs_run"],
+            "precision": summary["precision"],
             "training minutes": summary["train_minutes"],
         }
     )
