@@ -82,7 +82,8 @@ def test_a_shuffled_order_is_not_resolved() -> None:
     assert found.verdict == NOT_RESOLVED
     assert found.rho_p_greater > 0.05 and found.rho_p_less > 0.05
     assert found.rho_low < 0 < found.rho_high
-    assert "is not resolved (not resolved)" in ranking_sentence(found, "x")
+    sentence = ranking_sentence(found, "x")
+    assert "is neither shown to hold nor shown reversed (not resolved)" in sentence
 
 
 def test_rhos_p_value_is_the_exact_permutation_p_value() -> None:

@@ -402,13 +402,18 @@ def write_scatter(points: pd.DataFrame, path: Path) -> None:
     values = 100 * pd.concat([points["report_accuracy"], points["here_accuracy"]])
     low, high = max(0.0, values.min() - 3), min(100.0, values.max() + 3)
     ax.plot([low, high], [low, high], color="grey", linewidth=1, linestyle="--", label="y = x")
+    placed: list[tuple[float, float]] = []
     for settings, group in points.groupby("settings", sort=True):
         ax.scatter(100 * group["report_accuracy"], 100 * group["here_accuracy"], label=settings)
         for _, point in group.iterrows():
+            x, y = 100 * point["report_accuracy"], 100 * point["here_accuracy"]
+            # Rows with near-equal accuracies would print their names over each other.
+            near = sum(abs(x - px) < 3 and abs(y - py) < 0.8 for px, py in placed)
+            placed.append((x, y))
             ax.annotate(
                 point["row"],
-                (100 * point["report_accuracy"], 100 * point["here_accuracy"]),
-                xytext=(3, 3),
+                (x, y),
+                xytext=(3, 3 - 8 * near),
                 textcoords="offset points",
                 fontsize=6,
             )

@@ -36,7 +36,7 @@ MIN_ROWS = 4  # 4! = 24 orderings: the smallest p-value, 1/24, can fall below 0.
 RANKING_WORDS = {
     SUPPORTED: "holds",
     CONTRADICTED: "does not hold, it is reversed",
-    NOT_RESOLVED: "is not resolved",
+    NOT_RESOLVED: "is neither shown to hold nor shown reversed",
     NOT_ENOUGH_RUNS: "cannot be tested",
 }
 
