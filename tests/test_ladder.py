@@ -46,6 +46,24 @@ def test_the_interval_widens_with_scatter_and_can_hold_the_report():
     assert "lies inside it" in trend.sentence()
 
 
+def test_a_run_at_the_report_side_is_judged_against_the_fit_of_the_smaller_sides():
+    line = {side: 0.1 + 0.1 * math.log(side) for side in (32, 64, 112)}
+    smaller = ladder.fit_trend(points("normal_0.01", line), "normal_0.01")
+    measured = points("normal_0.01", {**line, 224: 0.80})
+    trend = ladder.fit_trend(measured, "normal_0.01")
+    # The 224-px run is not in the fit that predicts it.
+    assert trend.n == 3 and trend.predicted == pytest.approx(smaller.predicted)
+    assert trend.measured == pytest.approx(0.80) and trend.measured_runs == 1
+    sentence = trend.sentence()
+    assert "measured 80.00% at 224 px (1 run)" in sentence
+    assert "the report's 84.82% is 4.82 pp above it" in sentence
+    assert "had predicted 64.1%" in sentence and "the measurement lies above it" in sentence
+    two_seeds = pd.concat([measured, points("normal_0.01", {224: 0.90})], ignore_index=True)
+    both = ladder.fit_trend(two_seeds, "normal_0.01")
+    assert both.measured == pytest.approx(0.85) and "(2 runs)" in both.sentence()
+    assert "0.18 pp below it" in both.sentence()
+
+
 def test_two_sides_give_a_line_without_an_interval_and_one_side_no_fit():
     two = ladder.fit_trend(points("normal_0.01", {32: 0.2, 64: 0.3}), "normal_0.01")
     assert two.low is None and "no interval" in two.sentence()

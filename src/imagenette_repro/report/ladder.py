@@ -92,7 +92,8 @@ def collect(folders: list[Path]) -> pd.DataFrame:
 
 @dataclass
 class Trend:
-    """accuracy = intercept + slope * ln(side), over n measured points."""
+    """accuracy = intercept + slope * ln(side), over n measured points below REPORT_SIDE, and
+    the measurement at REPORT_SIDE where one exists (the mean of its runs)."""
 
     init: str
     n: int
@@ -101,11 +102,15 @@ class Trend:
     predicted: float  # at REPORT_SIDE
     low: float | None  # 95% prediction interval at REPORT_SIDE (None: fewer than 3 points)
     high: float | None
+    measured: float | None = None
+    measured_runs: int = 0
 
     def at(self, side: float) -> float:
         return self.intercept + self.slope * math.log(side)
 
     def sentence(self) -> str:
+        if self.measured is not None:
+            return self._measured_sentence()
         where = f"predicts {100 * self.predicted:.1f}% at {REPORT_SIDE} px"
         gap = 100 * (REPORT_ACCURACY - self.predicted)
         if self.low is None:
@@ -130,10 +135,36 @@ class Trend:
             "prediction."
         )
 
+    def _measured_sentence(self) -> str:
+        """At REPORT_SIDE the measurement speaks, and the fit over the smaller sides is
+        judged by it (a prediction made without the point it predicts)."""
+        runs = f"{self.measured_runs} run{'s' * (self.measured_runs != 1)}"
+        gap = 100 * (REPORT_ACCURACY - self.measured)
+        said = (
+            f"{INIT_NAMES.get(self.init, self.init)}: measured {100 * self.measured:.2f}% at "
+            f"{REPORT_SIDE} px ({runs}); the report's {100 * REPORT_ACCURACY:.2f}% is "
+            f"{abs(gap):.2f} pp {'above' if gap > 0 else 'below'} it. The line through the "
+            f"{self.n} smaller sides had predicted {100 * self.predicted:.1f}%"
+        )
+        if self.low is None:
+            return said + " (two points: no interval)."
+        place = (
+            "inside"
+            if self.low <= self.measured <= self.high
+            else ("above" if self.measured > self.high else "below")
+        )
+        low, high = max(self.low, 0.0), min(self.high, 1.0)
+        return (
+            f"{said} (95% prediction interval {100 * low:.1f}-{100 * high:.1f}%), and the "
+            f"measurement lies {place} it."
+        )
+
 
 def fit_trend(points: pd.DataFrame, init: str) -> Trend | None:
-    """Least squares of accuracy on ln(side) over an init's runs (each run one point)."""
-    rows = points[points["init"] == init]
+    """Least squares of accuracy on ln(side) over an init's runs below REPORT_SIDE (each run
+    one point), with the measurement at REPORT_SIDE, if any, beside the prediction."""
+    at_report = points[(points["init"] == init) & (points["input_side"] == REPORT_SIDE)]
+    rows = points[(points["init"] == init) & (points["input_side"] < REPORT_SIDE)]
     if rows["input_side"].nunique() < 2:
         return None
     x = np.log(rows["input_side"].to_numpy(float))
@@ -150,7 +181,11 @@ def fit_trend(points: pd.DataFrame, init: str) -> Trend | None:
         spread = s * math.sqrt(1 + 1 / n + leverage)
         t = stats.t.ppf(0.975, n - 2)
         low, high = predicted - t * spread, predicted + t * spread
-    return Trend(init, n, float(intercept), float(slope), float(predicted), low, high)
+    measured = float(at_report["val_folder_accuracy"].mean()) if len(at_report) else None
+    return Trend(
+        init, n, float(intercept), float(slope), float(predicted), low, high,
+        measured, len(at_report),
+    )  # fmt: skip
 
 
 def _made(row: pd.Series) -> str:
