@@ -246,8 +246,20 @@ def test_fifteen_rows_side_by_side_ranked_and_plotted(
     assert {cells[row][at] for row in cells if row != "network_82_3185"} == {"bf16"}
     assert NO_MINUTES in markdown
 
-    [group] = json.loads((out / "report_ranking.json").read_text())["groups"]
+    group, published = json.loads((out / "report_ranking.json").read_text())["groups"]
     assert group["verdict"] == verdict and group["n"] == 15
+    # Again without the three rows whose layer list params.yaml assumes.
+    assert published["settings"] == "differs: 64 px; the rows with a published layer list"
+    assert published["n"] == 12
+    assert {r["row"] for r in published["rows"]} == {r["row"] for r in group["rows"]} - {
+        "network_64_0764",
+        "network_65_6561",
+        "network_71_6943",
+    }
+    assert (
+        "only the rows with a published layer list (12 of the report's rows)" in (published["text"])
+    )
+    assert published["text"] in (out / "report_ranking.md").read_text()
     assert group["settings"] == "differs: 64 px"
     assert group["text"] in printed and group["text"] in (out / "report_ranking.md").read_text()
     assert f"({verdict})" in group["text"]
@@ -261,6 +273,7 @@ def test_fifteen_rows_side_by_side_ranked_and_plotted(
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     if verdict == SUPPORTED:
         assert group["rho"] == pytest.approx(1) and group["tau"] == pytest.approx(1)
+        assert published["rho"] == pytest.approx(1) and published["verdict"] == SUPPORTED
         assert points.loc["network_84_8153", "here_accuracy"] == pytest.approx(0.6482)
         best = next(line for line in markdown.splitlines() if "| network_84_8153" in line)
         assert "84.82" in best and "64.82" in best and "-20.00" in best
@@ -311,7 +324,7 @@ def test_a_table_recorded_in_two_working_trees_reads_as_one(params, tmp_path, mo
     monkeypatch.chdir(ROOT)
     argv = ["--input", str(first), "--input", str(rest), "--out", str(out), "--no-curves"]
     assert main(argv) == 0
-    [group] = json.loads((out / "report_ranking.json").read_text())["groups"]
+    group, _ = json.loads((out / "report_ranking.json").read_text())["groups"]
     assert group["n"] == 15 and group["verdict"] == SUPPORTED
     assert len(pd.read_csv(out / "report_comparison.csv")) == 15
 

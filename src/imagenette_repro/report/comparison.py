@@ -11,7 +11,8 @@ Reads DVC's own records (`dvc exp show --json`) and writes to --out:
   R2018b, the row's own 224/256 px) beside the accuracy here, labelled with what differs;
 - `report_ranking.md` and `.json`: per settings, whether the report's ranking of its rows
   holds here (Spearman's rho and Kendall's tau with one-sided permutation p-values,
-  judged by the study's rule);
+  judged by the study's rule), and again without the rows whose layer list is assumed
+  (params.yaml's assumed_architectures) where a group holds some;
 - `report_vs_here.csv` and `.png`: the report's accuracy against this project's, a point
   per row (dvc.yaml draws the CSV of results/cpu-64px-30ep as a scatter plot).
 
@@ -338,7 +339,28 @@ def ranking_groups(summary: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return groups
 
 
+PUBLISHED_ONLY = "; the rows with a published layer list"
+
+
+def published_layers_only(
+    groups: list[tuple[str, pd.DataFrame]], assumed: set[str]
+) -> list[tuple[str, pd.DataFrame]]:
+    """Each group that holds a row whose layers are assumed (params.yaml's
+    assumed_architectures), again without those rows: whether the ranking's verdict rests on
+    the assumption."""
+    return [
+        (f"{settings}{PUBLISHED_ONLY}", rows[~rows["row"].isin(assumed)].reset_index(drop=True))
+        for settings, rows in groups
+        if rows["row"].isin(assumed).any()
+    ]
+
+
 def _what(settings: str, rows: pd.DataFrame) -> str:
+    if settings.endswith(PUBLISHED_ONLY):
+        return (
+            f"the runs labelled '{settings.removesuffix(PUBLISHED_ONLY)}', only the rows with "
+            f"a published layer list ({len(rows)} of the report's rows)"
+        )
     return f"the runs labelled '{settings}' ({len(rows)} of the report's rows)"
 
 
@@ -466,7 +488,7 @@ def write_plot(summary: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def write_outputs(table: pd.DataFrame, out: Path) -> str:
+def write_outputs(table: pd.DataFrame, out: Path, assumed: set[str] | None = None) -> str:
     """Every file of --out (see the module's doc); returns what is printed: the side-by-side
     table and the ranking's sentences."""
     summary = summary_by_row(table)
@@ -480,7 +502,7 @@ def write_outputs(table: pd.DataFrame, out: Path) -> str:
     groups = ranking_groups(summary)
     results = [
         (settings, rows, rank_agreement(rows["report_accuracy"], rows["here_accuracy"]))
-        for settings, rows in groups
+        for settings, rows in groups + published_layers_only(groups, assumed or set())
     ]
     with replacing(out / "report_ranking.md") as tmp:
         tmp.write_text(ranking_markdown(results))
@@ -554,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    print(write_outputs(table, args.out), end="")
+    print(write_outputs(table, args.out, set(report.assumed_architectures)), end="")
     return 0
 
 
