@@ -42,11 +42,15 @@ echo "queue: $((SECONDS - start)) s on $(nproc) CPU cores"
 mkdir -p "$out"
 dvc exp show --json >"$out/exp_show_${BATCH:-batch1}.json"
 # The tables and verdicts from every batch kept in $out; the curves from DVC's cache here;
-# conclusion 1 and the bf16 check when their results folders are there.
+# conclusion 1 and the bf16 check when their results folders are there (the paired seeds of
+# scripts/run_precision_cpu.sh where they exist, else the single seed-42 fp32 run).
 extra=()
 [ -f results/cpu-224px-standin/evaluation.json ] &&
   extra+=(--pretrained results/cpu-224px-standin/evaluation.json)
-[ -f results/cpu-32px-val-folder/exp_show.json ] &&
+if [ -f results/cpu-32px-precision/exp_show.json ]; then
+  extra+=(--precision-pairs results/cpu-32px-precision/exp_show.json)
+elif [ -f results/cpu-32px-val-folder/exp_show.json ]; then
   extra+=(--precision-pair results/cpu-32px-val-folder/exp_show.json:network_84_8153-glorot)
+fi
 python -m imagenette_repro.report.study --out "$out" --curves-from-cache . "${extra[@]}" \
   "$out"/exp_show_*.json

@@ -28,6 +28,7 @@ from imagenette_repro.report.study import (
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_EXP_SHOW = ROOT / "results/cpu-32px-val-folder/exp_show.json"
+REAL_PRECISION_PAIRS = ROOT / "results/cpu-32px-precision/exp_show.json"
 T_975 = {2: 4.302652729911275, 3: 3.182446305284263}  # t quantiles (tables), by df
 
 SGDM = {"optimizer": "sgdm", "learn_rate": 0.001, "patience": 4, "drop_period": 4}
@@ -517,6 +518,25 @@ def test_precision_pair_refuses_a_run_that_is_not_fp32(tmp_path, batch):
         study.precision_pair_check(spec, table, runs)
     with pytest.raises(StudyError, match="no finished experiment 'nope'"):
         study.precision_pair_check(f"{REAL_EXP_SHOW}:nope", table, runs)
+
+
+def test_precision_pairs_of_the_committed_record_give_the_committed_verdict():
+    """The committed pairs, as `dvc exp show --json` wrote them, differ in precision only and
+    give the verdict the committed conclusions state (nothing copied by hand)."""
+    check = study.precision_pairs_check(REAL_PRECISION_PAIRS)
+    committed = json.loads(
+        (ROOT / "results/cpu-32px-conclusions/study_conclusions.json").read_text()
+    )
+    assert check["seeds"] == [42, 43, 44]
+    assert check["notes"] == []  # the two arms of each seed differ in nothing else checked
+    assert (
+        check["bf16_val_folder_accuracy"] == committed["precision_pair"]["bf16_val_folder_accuracy"]
+    )
+    assert (
+        check["fp32_val_folder_accuracy"] == committed["precision_pair"]["fp32_val_folder_accuracy"]
+    )
+    assert check["verdict"] == committed["precision_pair"]["verdict"]
+    assert check["text"] == committed["precision_pair"]["text"]
 
 
 def precision_batch(tmp_path: Path, bf16: list[float], fp32: list[float], **wrong) -> Path:
