@@ -921,7 +921,7 @@ def precision_pairs_check(path: Path) -> dict:
     std = float(pd.Series(fp32_acc).std(ddof=1)) if len(seeds) >= 2 else math.nan
     margin = PRECISION_SPREAD_FACTOR * std
     rule = (
-        f"rule: agrees when the mean |bf16 - fp32| <= {PRECISION_SPREAD_FACTOR} x the fp32 "
+        f"rule: agrees when |mean(bf16 - fp32)| <= {PRECISION_SPREAD_FACTOR} x the fp32 "
         "runs' seed std"
     )
     pairs = ", ".join(
