@@ -226,7 +226,8 @@ def plot(points: pd.DataFrame, trends: list[Trend], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     sides = np.geomspace(points["input_side"].min() * 0.9, REPORT_SIDE * 1.1, 50)
-    for (init, rows), colour in zip(points.groupby("init"), ("C0", "C1", "C2"), strict=False):
+    groups = list(points.groupby("init"))
+    for index, ((init, rows), colour) in enumerate(zip(groups, ("C0", "C1", "C2"), strict=False)):
         ax.plot(rows["input_side"], 100 * rows["val_folder_accuracy"], "o", color=colour,
                 label=f"{INIT_NAMES.get(init, init)} (measured)")  # fmt: skip
         trend = next((t for t in trends if t.init == init), None)
@@ -235,7 +236,8 @@ def plot(points: pd.DataFrame, trends: list[Trend], path: Path) -> None:
                     label=f"{INIT_NAMES.get(init, init)}: fit on ln(side)")  # fmt: skip
             if trend.low is not None:
                 low, high = max(trend.low, 0.0), min(trend.high, 1.0)  # an accuracy's range
-                ax.errorbar([REPORT_SIDE], [100 * trend.predicted], color=colour, capsize=4,
+                beside = REPORT_SIDE * (1 + 0.025 * (index - (len(groups) - 1) / 2))  # apart
+                ax.errorbar([beside], [100 * trend.predicted], color=colour, capsize=4,
                             yerr=[[100 * (trend.predicted - low)],
                                   [100 * (high - trend.predicted)]])  # fmt: skip
     ax.plot([REPORT_SIDE], [100 * REPORT_ACCURACY], "*", color="black", ms=12,
