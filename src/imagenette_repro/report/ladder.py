@@ -238,6 +238,9 @@ def plot(points: pd.DataFrame, trends: list[Trend], path: Path) -> None:
                 low, high = max(trend.low, 0.0), min(trend.high, 1.0)  # an accuracy's range
                 beside = REPORT_SIDE * (1 + 0.025 * (index - (len(groups) - 1) / 2))  # apart
                 ax.errorbar([beside], [100 * trend.predicted], color=colour, capsize=4,
+                            fmt="_", ms=10,
+                            label=f"{INIT_NAMES.get(init, init)}: fit at {REPORT_SIDE} px, "
+                                  "95% prediction interval",
                             yerr=[[100 * (trend.predicted - low)],
                                   [100 * (high - trend.predicted)]])  # fmt: skip
     ax.plot([REPORT_SIDE], [100 * REPORT_ACCURACY], "*", color="black", ms=12,
