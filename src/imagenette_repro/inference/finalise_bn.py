@@ -1,16 +1,18 @@
-"""A trained model's batch-norm statistics, finalised as MATLAB R2018b does after training:
-one pass over the training images, each BatchNorm's mean and variance then taken over the
-whole pass instead of the running averages kept during training (R2018b had no option;
-later releases call this `BatchNormalizationStatistics: "population"`). The val folder is
-measured with both, so that the difference is what this one departure costs.
+"""A trained model's batch-norm statistics, finalised after training as MATLAB R2018b does
+it: one pass over the training images sets each BatchNorm's mean and variance, instead of
+the running averages kept during training (R2018b had no option; later releases call this
+`BatchNormalizationStatistics: "population"`). The val folder is measured with both, so
+that the difference is what this one departure costs.
 
     python -m imagenette_repro.inference.finalise_bn [--copy DIR] [--out FILE]
 
 DIR is the repository copy the model was trained in (its data/prepared store,
-data/split/index.csv and data/models/custom.pt). The pass uses torch's
-`swa_utils.update_bn` (per-batch statistics averaged over the pass, the batches in the
-model's training batch size), on the images as validation sees them (no augmentation),
-in the precision `runtime.precision: auto` picks. Prints and writes one JSON record."""
+data/split/index.csv and data/models/custom.pt). The pass averages per-batch statistics
+with equal weights, as torch's `swa_utils.update_bn` does, in the model's training batch
+size, on the images as validation sees them (no augmentation), in the precision
+`runtime.precision: auto` picks; how MATLAB combines its batches, and whether its pass
+augments, is not documented, so this is R2018b's step approximately. Prints and writes
+one JSON record."""
 
 from __future__ import annotations
 
@@ -23,7 +25,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import update_bn
 
 from ..data.batches import ImageSet, batches, centre_view, load_store, to_input
 from ..errors import UserError
@@ -55,15 +56,28 @@ def finalise_batch_norm(
     side: int,
 ) -> int:
     """Replace every BatchNorm's running statistics by those of one pass over `data`; the
-    model is left in eval mode. Returns the number of BatchNorm layers finalised."""
-    layers = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    if layers == 0:
+    model is left in eval mode. Returns the number of BatchNorm layers finalised.
+
+    torch's `update_bn` without its `model.train()`: only the BatchNorm layers go to
+    training mode (batch statistics, accumulated with momentum None: an equal-weight
+    average over the batches), so a Dropout before a BatchNorm stays off as at
+    prediction."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not layers:
         return 0
-    model.to(device, memory_format=runtime.memory_format)
+    model.to(device, memory_format=runtime.memory_format).eval()
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None
+        layer.train()
     with torch.no_grad(), runtime.autocast(device):
-        update_bn(training_inputs(data, batch_size, device, runtime, side), model, device)
+        for inputs in training_inputs(data, batch_size, device, runtime, side):
+            model(inputs)
+    for layer, momentum in zip(layers, momenta, strict=True):
+        layer.momentum = momentum
     model.eval()
-    return layers
+    return len(layers)
 
 
 def copy_commit(copy: Path) -> str | None:
@@ -74,6 +88,7 @@ def copy_commit(copy: Path) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--copy", type=Path, default=Path("."))
     parser.add_argument("--out", type=Path)
@@ -103,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
     layers = finalise_batch_norm(model, train, batch_size, device, runtime, side)
     finalised = measure("val folder, finalised statistics")
     result = {
-        "command": "python -m imagenette_repro.inference.finalise_bn " + " ".join(sys.argv[1:]),
+        "command": "python -m imagenette_repro.inference.finalise_bn " + " ".join(argv),
         "commit": copy_commit(args.copy),  # of the copy that trained the model
         "measured_by_commit": copy_commit(Path(__file__).resolve().parents[3]),
         "model_sha256": file_sha256(model_path),
