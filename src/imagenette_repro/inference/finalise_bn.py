@@ -9,7 +9,7 @@ that the difference is what this one departure costs.
 DIR is the repository copy the model was trained in (its data/prepared store,
 data/split/index.csv and data/models/custom.pt). The pass averages per-batch statistics
 with equal weights, as torch's `swa_utils.update_bn` does, in the model's training batch
-size, on the images as validation sees them (no augmentation), in the precision
+size, on the images as validation sees them (no augmentation), on the CPU in the precision
 `runtime.precision: auto` picks; how MATLAB combines its batches, and whether its pass
 augments, is not documented, so this is R2018b's step approximately. Prints and writes
 one JSON record."""
@@ -143,7 +143,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    torch.set_grad_enabled(False)
     try:
         main()
     except UserError as err:
